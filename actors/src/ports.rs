@@ -1,0 +1,254 @@
+//! What the runtime needs from the world, as traits: storage, the
+//! interviewer (an LLM or the built-in script) and a clock. The binary plugs
+//! in SQLite or PostgreSQL, the scripted or the real interviewer; the runtime
+//! never knows which it has.
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Evaluation, LoggedEvent, Progress, Question, Summary};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The interview row's `status` (upper case on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum InterviewStatus {
+    Pending,
+    Created,
+    Active,
+    Paused,
+    Completed,
+    Expired,
+}
+
+impl InterviewStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterviewStatus::Pending => "PENDING",
+            InterviewStatus::Created => "CREATED",
+            InterviewStatus::Active => "ACTIVE",
+            InterviewStatus::Paused => "PAUSED",
+            InterviewStatus::Completed => "COMPLETED",
+            InterviewStatus::Expired => "EXPIRED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InterviewStatus> {
+        Some(match s {
+            "PENDING" => InterviewStatus::Pending,
+            "CREATED" => InterviewStatus::Created,
+            "ACTIVE" => InterviewStatus::Active,
+            "PAUSED" => InterviewStatus::Paused,
+            "COMPLETED" => InterviewStatus::Completed,
+            "EXPIRED" => InterviewStatus::Expired,
+            _ => return None,
+        })
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, InterviewStatus::Completed | InterviewStatus::Expired)
+    }
+}
+
+/// One question of the interview's template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateQuestion {
+    pub id: String,
+    pub text: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// An interview as created over HTTP: who, for which organisation, and the
+/// template of questions. Immutable once created; what changes lives in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterviewRecord {
+    pub id: String,
+    pub org_id: String,
+    pub title: String,
+    pub candidate_name: String,
+    pub candidate_id: String,
+    pub questions: Vec<TemplateQuestion>,
+    pub duration_minutes: u32,
+    pub status: InterviewStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An interview and its whole event log, in `seq` order.
+#[derive(Debug, Clone)]
+pub struct StoredInterview {
+    pub record: InterviewRecord,
+    pub events: Vec<LoggedEvent>,
+}
+
+/// The interview row as it stands after a batch: what HTTP reads serve
+/// without asking a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterviewRow {
+    pub status: InterviewStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub progress: Progress,
+    pub trust_score: u8,
+    pub summary: Option<Summary>,
+    pub last_seq: u64,
+}
+
+/// Raw audio of one answer, kept with the interview.
+#[derive(Debug, Clone)]
+pub struct AnswerAudio {
+    pub question_id: String,
+    pub bytes: Vec<u8>,
+    pub ts: DateTime<Utc>,
+}
+
+/// One group commit: events in `seq` order and the row they leave behind,
+/// written in one transaction. Transcript, proctor and evaluation tables are
+/// projections of `events` (see `crate::projection`).
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub interview_id: String,
+    pub events: Vec<Arc<LoggedEvent>>,
+    pub row: InterviewRow,
+    pub audio: Vec<AnswerAudio>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Query(String),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Durable storage of interviews and their logs.
+///
+/// Implementations must not cancel a query when the returned future is
+/// dropped (SQLite through diesel-async panics if they do): run queries on a
+/// task of their own and let the future only wait for the answer.
+pub trait EventStore: Send + Sync + 'static {
+    /// The interview and its full log, or `None` if there is no such interview.
+    fn load(&self, interview_id: &str) -> BoxFuture<Result<Option<StoredInterview>, StoreError>>;
+
+    /// Writes one batch in one transaction. A batch with no events still
+    /// updates the row (e.g. `PENDING` to `CREATED`).
+    fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>>;
+}
+
+/// One line of the conversation, as an interviewer sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptLine {
+    pub speaker: Speaker,
+    pub text: String,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    Ai,
+    Candidate,
+}
+
+/// What the interviewer is asked to say in one turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnKind {
+    /// Greet the candidate and ask the first question.
+    Opening,
+    /// Acknowledge the last answer and ask the next template question.
+    NextQuestion,
+    /// Ask a follow-up on the same question.
+    FollowUp,
+    /// Thank the candidate and close.
+    Closing,
+}
+
+/// A request for one streamed interviewer message.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    pub kind: TurnKind,
+    pub interview: Arc<InterviewRecord>,
+    /// The question this message ends with (none for `Closing`).
+    pub question: Option<Question>,
+    /// The conversation so far.
+    pub transcript: Vec<TranscriptLine>,
+}
+
+/// A request to score one answer.
+#[derive(Debug, Clone)]
+pub struct AnswerToScore {
+    pub interview: Arc<InterviewRecord>,
+    pub question: Question,
+    pub answer: String,
+    /// Follow-ups already asked on this template question.
+    pub follow_ups_asked: u32,
+    /// Whether this is the template's last question.
+    pub is_last_question: bool,
+    pub transcript: Vec<TranscriptLine>,
+}
+
+/// The interviewer's verdict on one answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    pub evaluation: Evaluation,
+    /// The follow-up to ask when `evaluation.next_action` is `follow_up`.
+    pub follow_up_question: Option<String>,
+}
+
+/// One answered question, for the final summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnsweredQuestion {
+    pub question: Question,
+    pub answer: String,
+    pub evaluation: Evaluation,
+    pub response_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum InterviewerError {
+    #[error("interviewer unavailable: {0}")]
+    Unavailable(String),
+    #[error("interviewer timed out")]
+    Timeout,
+    #[error("interviewer answered something unusable: {0}")]
+    Invalid(String),
+}
+
+/// The AI interviewer: streams what it says, scores answers, sums up.
+pub trait Interviewer: Send + Sync + 'static {
+    /// Streams one message as text pieces (tokens or words), in order.
+    /// Dropping the stream must abandon the underlying request.
+    fn speak(&self, turn: Turn) -> BoxStream<'static, Result<String, InterviewerError>>;
+
+    /// Scores one answer and decides what comes next.
+    fn evaluate(&self, answer: AnswerToScore) -> BoxFuture<Result<Assessment, InterviewerError>>;
+
+    /// The summary of a finished interview.
+    fn summarize(
+        &self,
+        interview: Arc<InterviewRecord>,
+        answers: Vec<AnsweredQuestion>,
+    ) -> BoxFuture<Result<Summary, InterviewerError>>;
+}
+
+/// Wall-clock time, behind a trait so that timers can be driven in tests.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
