@@ -5,6 +5,7 @@
 //! a fold over its events (see `session::state`), which is how a session is
 //! rebuilt after a restart or passivation.
 
+use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -119,7 +120,9 @@ impl Event {
     /// The `data` object alone, as stored in the database.
     pub fn data(&self) -> Value {
         match serde_json::to_value(self) {
-            Ok(Value::Object(mut m)) => m.remove("data").unwrap_or(Value::Object(Default::default())),
+            Ok(Value::Object(mut m)) => m
+                .remove("data")
+                .unwrap_or(Value::Object(Default::default())),
             _ => Value::Object(Default::default()),
         }
     }
@@ -220,7 +223,8 @@ pub struct LoggedEvent {
     pub seq: u64,
     pub ts: DateTime<Utc>,
     pub event: Event,
-    pub frame: String,
+    /// The wire frame; cloning it is a reference-count bump.
+    pub frame: ByteString,
 }
 
 impl LoggedEvent {
@@ -231,7 +235,8 @@ impl LoggedEvent {
             "ts": rfc3339(ts),
             "data": event.data(),
         })
-        .to_string();
+        .to_string()
+        .into();
         LoggedEvent {
             seq,
             ts,

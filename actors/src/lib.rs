@@ -3,7 +3,26 @@
 //! actix-ws; an `LlmStream` child per AI turn. No HTTP routes and no SQL:
 //! storage and the interviewer come in through `ports`.
 
+pub mod connection;
 pub mod event;
+pub mod heuristic;
+pub mod llm_stream;
 pub mod ports;
 pub mod projection;
 pub mod protocol;
+pub mod session;
+pub mod settings;
+pub mod socket;
+pub mod supervisor;
+pub mod trust;
+
+use std::sync::Arc;
+
+/// What every session needs from the world, shared by all of them.
+#[derive(Clone)]
+pub struct Runtime {
+    pub store: Arc<dyn ports::EventStore>,
+    pub interviewer: Arc<dyn ports::Interviewer>,
+    pub clock: Arc<dyn ports::Clock>,
+    pub settings: Arc<settings::RuntimeSettings>,
+}

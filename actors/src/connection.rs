@@ -1,0 +1,59 @@
+//! What a session knows of a socket: who is on it and how to reach it.
+//! Sockets and sessions speak only these messages to each other.
+
+use std::sync::Arc;
+
+use actix::{Message, Recipient};
+use bytestring::ByteString;
+
+use crate::protocol::Role;
+
+/// A connected, authenticated client.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// `c-…`, unique per connection.
+    pub id: String,
+    pub user_id: String,
+    pub name: Option<String>,
+    pub role: Role,
+    /// Recruiters: the organisation whose interviews they may observe.
+    pub org_id: Option<String>,
+    /// Candidates: the one interview their token may join.
+    pub interview_id: Option<String>,
+}
+
+/// How a socket takes part in an interview.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerKind {
+    Candidate,
+    Observer,
+}
+
+/// A socket as its session holds it.
+#[derive(Clone)]
+pub struct Peer {
+    pub info: Arc<ConnectionInfo>,
+    pub socket: Recipient<ToSocket>,
+}
+
+impl Peer {
+    /// Sends to the socket. A socket that is gone is ignored on purpose: its
+    /// `Detach` is already on the way to the session.
+    pub fn send(&self, message: ToSocket) {
+        let _ = self.socket.try_send(message);
+    }
+}
+
+/// What a session (or the supervisor) tells a socket.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub enum ToSocket {
+    /// The join succeeded: commands go to this session from now on.
+    Bound(actix::Addr<crate::session::InterviewSession>),
+    /// The socket is no longer part of an interview (stop-observing, a failed join).
+    Unbound,
+    /// A text frame, serialised once and shared by every receiver.
+    Frame(ByteString),
+    /// Send a Close frame with this code, then stop.
+    Close { code: u16, reason: String },
+}

@@ -1,0 +1,197 @@
+//! The session's event log and its group commit: events are appended with
+//! the next `seq`, written in batches (one transaction each, one batch in
+//! flight at a time, so a burst of tokens costs one commit), and fanned out
+//! only after their batch is committed. A failed commit keeps its events and
+//! is retried with backoff; nothing uncommitted is ever sent.
+
+use std::{sync::Arc, time::Duration};
+
+use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
+use chrono::{DateTime, Utc};
+
+use super::{state::SessionState, InterviewSession};
+use crate::connection::ToSocket;
+use crate::event::{Audience, Event, LoggedEvent};
+use crate::ports::{AnswerAudio, Batch, StoreError};
+use crate::protocol::close;
+
+/// Events in one commit at most; the rest wait for the next.
+const MAX_BATCH: usize = 512;
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+pub(super) struct EventLog {
+    /// Committed events, in `seq` order: what replays are served from.
+    committed: Vec<Arc<LoggedEvent>>,
+    /// The state as of the last committed event: what snapshots show.
+    committed_state: SessionState,
+    pending: Vec<Arc<LoggedEvent>>,
+    pending_audio: Vec<AnswerAudio>,
+    next_seq: u64,
+    in_flight: bool,
+    row_dirty: bool,
+    retry_delay: Duration,
+}
+
+impl EventLog {
+    pub(super) fn new(committed: Vec<Arc<LoggedEvent>>, state: SessionState) -> EventLog {
+        let next_seq = committed.last().map_or(1, |e| e.seq + 1);
+        EventLog {
+            committed,
+            committed_state: state,
+            pending: Vec::new(),
+            pending_audio: Vec::new(),
+            next_seq,
+            in_flight: false,
+            row_dirty: false,
+            retry_delay: RETRY_FIRST,
+        }
+    }
+
+    pub(super) fn append(&mut self, event: Event, now: DateTime<Utc>) -> Arc<LoggedEvent> {
+        let logged = Arc::new(LoggedEvent::new(self.next_seq, now, event));
+        self.next_seq += 1;
+        self.pending.push(logged.clone());
+        logged
+    }
+
+    pub(super) fn attach_audio(&mut self, audio: AnswerAudio) {
+        self.pending_audio.push(audio);
+    }
+
+    /// The row must be written even without new events.
+    pub(super) fn mark_row_dirty(&mut self) {
+        self.row_dirty = true;
+    }
+
+    /// The highest committed `seq` (0 when the log is empty).
+    pub(super) fn head(&self) -> u64 {
+        self.committed.last().map_or(0, |e| e.seq)
+    }
+
+    pub(super) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Nothing waits to be written.
+    pub(super) fn is_settled(&self) -> bool {
+        !self.in_flight && self.pending.is_empty() && !self.row_dirty
+    }
+
+    pub(super) fn committed(&self) -> &[Arc<LoggedEvent>] {
+        &self.committed
+    }
+
+    pub(super) fn committed_state(&self) -> &SessionState {
+        &self.committed_state
+    }
+
+    /// Committed events with `seq > after`, for a replay.
+    pub(super) fn after(&self, after: u64) -> &[Arc<LoggedEvent>] {
+        let start = self.committed.partition_point(|e| e.seq <= after);
+        &self.committed[start..]
+    }
+}
+
+impl InterviewSession {
+    /// Starts a commit if none is in flight and something waits.
+    pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
+        let log = &mut self.log;
+        if log.in_flight || (log.pending.is_empty() && !log.row_dirty) {
+            return;
+        }
+        let take = log.pending.len().min(MAX_BATCH);
+        let events: Vec<Arc<LoggedEvent>> = log.pending.drain(..take).collect();
+        let mut next_state = log.committed_state.clone();
+        for e in &events {
+            next_state.apply(e);
+        }
+        let batch = Batch {
+            interview_id: self.interview.id.clone(),
+            events: events.clone(),
+            row: next_state.row(),
+            audio: std::mem::take(&mut log.pending_audio),
+        };
+        log.in_flight = true;
+        log.row_dirty = false;
+        let audio_backup = batch.audio.clone();
+        let commit = self.runtime.store.commit(batch);
+        ctx.spawn(commit.into_actor(self).map(move |result, act, ctx| {
+            act.on_committed(result, events, audio_backup, next_state, ctx)
+        }));
+    }
+
+    fn on_committed(
+        &mut self,
+        result: Result<(), StoreError>,
+        events: Vec<Arc<LoggedEvent>>,
+        audio: Vec<AnswerAudio>,
+        state: SessionState,
+        ctx: &mut Context<Self>,
+    ) {
+        self.log.in_flight = false;
+        if let Err(error) = result {
+            tracing::warn!(interview_id = %self.interview.id, %error, "commit failed; retrying");
+            // Put the batch back in front, unchanged: same seqs, nothing sent.
+            let log = &mut self.log;
+            let mut pending = events;
+            pending.append(&mut log.pending);
+            log.pending = pending;
+            let mut audio = audio;
+            audio.append(&mut log.pending_audio);
+            log.pending_audio = audio;
+            log.row_dirty = true;
+            let delay = log.retry_delay;
+            log.retry_delay = (delay * 2).min(RETRY_MAX);
+            ctx.run_later(delay, |act, ctx| act.flush(ctx));
+            return;
+        }
+        self.log.retry_delay = RETRY_FIRST;
+        self.log.committed_state = state;
+        let mut terminal = false;
+        for e in events {
+            self.fan_out(&e);
+            terminal |= matches!(
+                e.event,
+                Event::InterviewCompleted { .. } | Event::InterviewExpired {}
+            );
+            self.log.committed.push(e);
+        }
+        if terminal {
+            self.after_terminal();
+        }
+        self.flush(ctx);
+    }
+
+    /// Sends one committed event to every socket that may see it.
+    fn fan_out(&self, e: &LoggedEvent) {
+        let frame = ToSocket::Frame(e.frame.clone());
+        for peer in self.observers.values() {
+            peer.send(frame.clone());
+        }
+        if e.audience() == Audience::All {
+            if let Some(candidate) = &self.candidate {
+                candidate.send(frame);
+            }
+        }
+    }
+
+    /// The interview is over: everyone has been sent the last event; close.
+    fn after_terminal(&mut self) {
+        match self.live.phase {
+            super::state::Phase::Expired => {
+                let now = self.runtime.clock.now();
+                let err = crate::protocol::ProtocolError::new(
+                    crate::protocol::ErrorCode::SessionExpired,
+                    "the interview expired",
+                );
+                let frame = crate::protocol::error_frame(&err, None, now);
+                for peer in self.candidate.iter().chain(self.observers.values()) {
+                    peer.send(ToSocket::Frame(frame.clone().into()));
+                }
+                self.close_all(close::INVALID_STATE, "interview expired");
+            }
+            _ => self.close_all(close::NORMAL, "interview completed"),
+        }
+    }
+}

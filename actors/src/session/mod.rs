@@ -1,0 +1,447 @@
+//! `InterviewSession`: one actor per interview. It alone changes the
+//! interview's state; every change is an event appended to its log, made
+//! durable, then fanned out. Its messages are the table of contents of the
+//! protocol: `Attach` (join and observe), `Command` (everything a client
+//! sends after joining), `Detach` (a socket went away) and the reports of its
+//! `LlmStream` child.
+
+mod commands;
+mod log;
+mod snapshot;
+pub mod state;
+mod turn;
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, MessageResult};
+
+use crate::connection::{Peer, PeerKind, ToSocket};
+use crate::event::{Event, LoggedEvent, PauseReason};
+use crate::llm_stream::{LlmStream, StreamReport};
+use crate::ports::{AnswerAudio, StoredInterview};
+use crate::protocol::{close, error_frame, ClientCommand, ErrorCode, ProtocolError};
+use crate::supervisor::{SessionEnded, SessionSupervisor};
+use crate::Runtime;
+
+use self::log::EventLog;
+use self::state::{Phase, SessionState};
+
+/// A socket asks to take part: the supervisor forwards `join-interview` and
+/// `observe-interview` here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Attach {
+    pub peer: Peer,
+    pub kind: PeerKind,
+    pub last_seq: Option<u64>,
+    pub reference: Option<String>,
+}
+
+/// A client command from an attached socket.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Command {
+    pub conn_id: String,
+    pub reference: Option<String>,
+    pub command: ClientCommand,
+}
+
+/// A socket is gone (closed, replaced, dropped).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Detach {
+    pub conn_id: String,
+}
+
+/// What operators see of a live session (`GET /v1/admin/sessions`).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    pub interview_id: String,
+    pub session_id: String,
+    pub state: &'static str,
+    pub age_ms: u64,
+    pub candidate_connected: bool,
+    pub observers: usize,
+    pub last_seq: u64,
+    pub llm_stream_active: bool,
+    pub node: String,
+}
+
+#[derive(Message)]
+#[rtype(result = "SessionInfo")]
+pub struct Inspect;
+
+/// The interviewer message being streamed by a child `LlmStream`.
+struct ActiveTurn {
+    stream: Addr<LlmStream>,
+    message_id: String,
+}
+
+pub struct InterviewSession {
+    session_id: String,
+    interview: Arc<crate::ports::InterviewRecord>,
+    /// Includes the effects of events not yet committed: what commands see.
+    live: SessionState,
+    log: EventLog,
+    candidate: Option<Peer>,
+    observers: HashMap<String, Peer>,
+    turn: Option<ActiveTurn>,
+    /// An evaluation or summary call is under way.
+    waiting_on_interviewer: bool,
+    /// `end-interview` or the last answer: no command changes anything now.
+    completing: bool,
+    /// Audio of the current answer.
+    audio: Vec<u8>,
+    runtime: Runtime,
+    supervisor: Addr<SessionSupervisor>,
+    started: Instant,
+    /// When the last socket left (for passivation).
+    idle_since: Option<Instant>,
+    message_counter: u64,
+}
+
+impl InterviewSession {
+    /// A session for a stored interview, its state folded from its log.
+    pub fn rebuild(
+        stored: StoredInterview,
+        runtime: Runtime,
+        supervisor: Addr<SessionSupervisor>,
+    ) -> InterviewSession {
+        let interview = Arc::new(stored.record);
+        let mut live = SessionState::new(&interview);
+        for e in &stored.events {
+            live.apply(e);
+        }
+        let committed = live.clone();
+        let events: Vec<Arc<LoggedEvent>> = stored.events.into_iter().map(Arc::new).collect();
+        let log = EventLog::new(events, committed);
+        InterviewSession {
+            session_id: format!("s-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            interview,
+            live,
+            log,
+            candidate: None,
+            observers: HashMap::new(),
+            turn: None,
+            waiting_on_interviewer: false,
+            completing: false,
+            audio: Vec::new(),
+            runtime,
+            supervisor,
+            started: Instant::now(),
+            idle_since: Some(Instant::now()),
+            message_counter: 0,
+        }
+    }
+
+    pub fn interview_id(&self) -> &str {
+        &self.interview.id
+    }
+
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Nothing is connected and nothing is under way: safe to stop.
+    fn is_idle(&self) -> bool {
+        !self.has_sockets()
+            && self.log.is_settled()
+            && self.turn.is_none()
+            && !self.waiting_on_interviewer
+    }
+
+    /// Sends a reply (no `seq`) to one socket.
+    fn reply_to(&self, conn_id: &str, frame: String) {
+        if let Some(peer) = self.peer(conn_id) {
+            peer.send(ToSocket::Frame(frame.into()));
+        }
+    }
+
+    fn error_to(&self, conn_id: &str, error: &ProtocolError, reference: Option<&str>) {
+        let frame = error_frame(error, reference, self.runtime.clock.now());
+        self.reply_to(conn_id, frame);
+    }
+
+    fn peer(&self, conn_id: &str) -> Option<&Peer> {
+        match &self.candidate {
+            Some(c) if c.info.id == conn_id => Some(c),
+            _ => self.observers.get(conn_id),
+        }
+    }
+
+    fn is_candidate(&self, conn_id: &str) -> bool {
+        self.candidate
+            .as_ref()
+            .is_some_and(|c| c.info.id == conn_id)
+    }
+
+    fn has_sockets(&self) -> bool {
+        self.candidate.is_some() || !self.observers.is_empty()
+    }
+
+    /// Appends an event to the log (it is sent once committed).
+    fn emit(&mut self, event: Event, ctx: &mut Context<Self>) {
+        let logged = self.log.append(event, self.runtime.clock.now());
+        self.live.apply(&logged);
+        self.flush(ctx);
+    }
+
+    /// Closes every socket of the interview with `code`, after what was sent.
+    fn close_all(&mut self, code: u16, reason: &str) {
+        let reason = reason.to_string();
+        for peer in self
+            .candidate
+            .take()
+            .into_iter()
+            .chain(self.observers.drain().map(|(_, p)| p))
+        {
+            peer.send(ToSocket::Close {
+                code,
+                reason: reason.clone(),
+            });
+        }
+        self.idle_since = Some(Instant::now());
+    }
+
+    /// Moves an active interview to paused for `reason`, stopping the
+    /// interviewer mid-sentence (the message is asked again on resume).
+    fn pause(&mut self, reason: PauseReason, ctx: &mut Context<Self>) {
+        self.interrupt_turn(ctx);
+        self.emit(Event::InterviewPaused { reason }, ctx);
+    }
+
+    fn resume(&mut self, ctx: &mut Context<Self>) {
+        self.emit(Event::InterviewResumed {}, ctx);
+        self.continue_interview(true, ctx);
+    }
+
+    /// Drops sockets that are gone, passivates an idle session, expires an
+    /// interview left created or paused past its TTL.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if let Some(candidate) = &self.candidate {
+            if !candidate.socket.connected() {
+                let id = candidate.info.id.clone();
+                self.detach(&id, ctx);
+            }
+        }
+        self.observers.retain(|_, p| p.socket.connected());
+        if self.has_sockets() {
+            self.idle_since = None;
+        } else if self.idle_since.is_none() {
+            self.idle_since = Some(Instant::now());
+        }
+        let ttl = chrono::Duration::from_std(self.runtime.settings.session_ttl)
+            .unwrap_or(chrono::Duration::MAX);
+        let since = self.live.phase_since.unwrap_or(self.interview.created_at);
+        if matches!(self.live.phase, Phase::Created | Phase::Paused(_))
+            && !self.completing
+            && self.runtime.clock.now() - since >= ttl
+        {
+            self.expire(ctx);
+            return;
+        }
+        let idle_long_enough = self
+            .idle_since
+            .is_some_and(|t| t.elapsed() >= self.runtime.settings.idle_passivate);
+        if idle_long_enough && self.is_idle() {
+            self.supervisor.do_send(crate::supervisor::SessionIdle {
+                interview_id: self.interview.id.clone(),
+                session_id: self.session_id.clone(),
+            });
+        }
+    }
+
+    fn expire(&mut self, ctx: &mut Context<Self>) {
+        self.interrupt_turn(ctx);
+        self.completing = true;
+        self.emit(Event::InterviewExpired {}, ctx);
+    }
+
+    fn detach(&mut self, conn_id: &str, ctx: &mut Context<Self>) {
+        if self.is_candidate(conn_id) {
+            self.candidate = None;
+            self.audio.clear();
+            if self.live.phase == Phase::Active && !self.completing {
+                self.interrupt_turn(ctx);
+                self.emit(
+                    Event::InterviewInterrupted {
+                        reason: "disconnect".into(),
+                    },
+                    ctx,
+                );
+                self.emit(
+                    Event::InterviewPaused {
+                        reason: PauseReason::Disconnect,
+                    },
+                    ctx,
+                );
+            }
+        } else {
+            self.observers.remove(conn_id);
+        }
+        if !self.has_sockets() {
+            self.idle_since = Some(Instant::now());
+        }
+    }
+
+    fn next_message_id(&mut self) -> String {
+        self.message_counter += 1;
+        format!("m-{}-{}", self.log.next_seq(), self.message_counter)
+    }
+}
+
+impl Actor for InterviewSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        // A session that died while active (a crash or a panic) comes back
+        // paused: the interviewer's open message is closed as interrupted.
+        if self.live.phase == Phase::Active {
+            if let Some((message_id, text)) = self.live.open_message.clone() {
+                self.emit(
+                    Event::AiStreamEnd {
+                        message_id,
+                        text,
+                        interrupted: true,
+                    },
+                    ctx,
+                );
+            }
+            self.emit(
+                Event::InterviewPaused {
+                    reason: PauseReason::Server,
+                },
+                ctx,
+            );
+        }
+        self.log.mark_row_dirty();
+        self.flush(ctx);
+        let every = (self.runtime.settings.heartbeat_interval / 2)
+            .min(std::time::Duration::from_secs(5))
+            .max(std::time::Duration::from_millis(50));
+        ctx.run_interval(every, |act, ctx| act.tick(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(turn) = self.turn.take() {
+            turn.stream.do_send(crate::llm_stream::Cancel);
+        }
+        self.supervisor.do_send(SessionEnded {
+            interview_id: self.interview.id.clone(),
+            session_id: self.session_id.clone(),
+            panicked: false,
+        });
+    }
+}
+
+impl Drop for InterviewSession {
+    fn drop(&mut self) {
+        // A panic in a handler unwinds past `stopped`; tell the supervisor here.
+        if std::thread::panicking() {
+            self.close_all(close::SERVER_ERROR, "session restarted");
+            self.supervisor.do_send(SessionEnded {
+                interview_id: self.interview.id.clone(),
+                session_id: self.session_id.clone(),
+                panicked: true,
+            });
+        }
+    }
+}
+
+impl Handler<Attach> for InterviewSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Attach, ctx: &mut Self::Context) {
+        match msg.kind {
+            PeerKind::Candidate => self.attach_candidate(msg, ctx),
+            PeerKind::Observer => self.attach_observer(msg, ctx),
+        }
+    }
+}
+
+impl Handler<Command> for InterviewSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Command, ctx: &mut Self::Context) {
+        if self.peer(&msg.conn_id).is_none() {
+            return;
+        }
+        if let Err(error) = self.command(&msg.conn_id, msg.command, msg.reference.as_deref(), ctx) {
+            self.error_to(&msg.conn_id, &error, msg.reference.as_deref());
+        }
+    }
+}
+
+impl Handler<Detach> for InterviewSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Detach, ctx: &mut Self::Context) {
+        self.detach(&msg.conn_id, ctx);
+    }
+}
+
+impl Handler<StreamReport> for InterviewSession {
+    type Result = ();
+
+    fn handle(&mut self, report: StreamReport, ctx: &mut Self::Context) {
+        self.on_stream_report(report, ctx);
+    }
+}
+
+impl Handler<crate::supervisor::Passivate> for InterviewSession {
+    type Result = bool;
+
+    fn handle(&mut self, _: crate::supervisor::Passivate, ctx: &mut Self::Context) -> bool {
+        if !self.is_idle() {
+            return false;
+        }
+        tracing::info!(interview_id = %self.interview.id, "passivating idle session");
+        ctx.stop();
+        true
+    }
+}
+
+impl Handler<Inspect> for InterviewSession {
+    type Result = MessageResult<Inspect>;
+
+    fn handle(&mut self, _: Inspect, _: &mut Self::Context) -> Self::Result {
+        MessageResult(SessionInfo {
+            interview_id: self.interview.id.clone(),
+            session_id: self.session_id.clone(),
+            state: self.live.phase.as_str(),
+            age_ms: self.started.elapsed().as_millis() as u64,
+            candidate_connected: self.candidate.is_some(),
+            observers: self.observers.len(),
+            last_seq: self.log.head(),
+            llm_stream_active: self.turn.is_some(),
+            node: self.runtime.settings.node_id.clone(),
+        })
+    }
+}
+
+/// Audio bytes of the current answer, with the limit checked.
+fn push_audio(buffer: &mut Vec<u8>, bytes: &[u8], limit: usize) -> Result<(), ProtocolError> {
+    if buffer.len() + bytes.len() > limit {
+        return Err(ProtocolError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("audio for one answer is limited to {limit} bytes"),
+        ));
+    }
+    buffer.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// The audio to store with an answer, if any was sent.
+fn take_audio(
+    buffer: &mut Vec<u8>,
+    question_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<AnswerAudio> {
+    (!buffer.is_empty()).then(|| AnswerAudio {
+        question_id: question_id.to_string(),
+        bytes: std::mem::take(buffer),
+        ts: now,
+    })
+}

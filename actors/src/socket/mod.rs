@@ -1,0 +1,377 @@
+//! `CandidateSocket` and `ObserverSocket`: thin actix actors around an
+//! actix-ws connection. They parse frames, enforce size, rate and heartbeat
+//! limits, answer heartbeats, and forward typed commands to their session.
+//! They never touch the database or another session.
+
+mod outbox;
+mod rate;
+
+use std::{marker::PhantomData, sync::Arc, time::Instant};
+
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Running, StreamHandler};
+use actix_ws::{AggregatedMessage, ProtocolError as WsError};
+use serde_json::json;
+
+use self::outbox::{Outbox, Outgoing, WriterFinished};
+use self::rate::{RateLimiter, Verdict};
+use crate::connection::{ConnectionInfo, Peer, PeerKind, ToSocket};
+use crate::protocol::{
+    close, error_frame, parse_client_frame, peek_ref, reply_frame, rfc3339, ClientCommand,
+    ErrorCode, ProtocolError,
+};
+use crate::session::{Attach, Command, InterviewSession};
+use crate::supervisor::{Join, Leave, SessionSupervisor};
+use crate::Runtime;
+
+/// Which side of an interview a socket is on.
+pub trait SocketRole: Unpin + 'static {
+    const KIND: PeerKind;
+}
+
+pub struct Candidate;
+pub struct Observer;
+
+impl SocketRole for Candidate {
+    const KIND: PeerKind = PeerKind::Candidate;
+}
+
+impl SocketRole for Observer {
+    const KIND: PeerKind = PeerKind::Observer;
+}
+
+/// The candidate's socket (0..1 per interview).
+pub type CandidateSocket = ClientSocket<Candidate>;
+/// A recruiter's or admin's socket (0..n per interview).
+pub type ObserverSocket = ClientSocket<Observer>;
+
+enum Binding {
+    Unbound,
+    Joining(String),
+    Bound {
+        interview_id: String,
+        session: Addr<InterviewSession>,
+    },
+}
+
+pub struct ClientSocket<R: SocketRole> {
+    info: Arc<ConnectionInfo>,
+    outbox: Outbox,
+    binding: Binding,
+    supervisor: Addr<SessionSupervisor>,
+    runtime: Runtime,
+    rate: RateLimiter,
+    last_heard: Instant,
+    _role: PhantomData<R>,
+}
+
+impl<R: SocketRole> ClientSocket<R> {
+    /// Starts the socket actor on the current arbiter (the actix-ws stream is
+    /// not `Send`) and sends `connected`.
+    pub fn start(
+        info: ConnectionInfo,
+        session: actix_ws::Session,
+        stream: actix_ws::MessageStream,
+        supervisor: Addr<SessionSupervisor>,
+        runtime: Runtime,
+    ) -> Addr<Self> {
+        let hard = runtime.settings.hard_frame_bytes;
+        let stream = stream
+            .max_frame_size(hard)
+            .aggregate_continuations()
+            .max_continuation_size(hard);
+        ClientSocket::create(move |ctx| {
+            ctx.add_stream(stream);
+            let settings = &runtime.settings;
+            let outbox = Outbox::spawn(session, settings.outbox_frames, ctx.address().recipient());
+            ClientSocket {
+                info: Arc::new(info),
+                outbox,
+                binding: Binding::Unbound,
+                supervisor,
+                rate: RateLimiter::new(settings.rate_per_sec, settings.rate_burst, Instant::now()),
+                last_heard: Instant::now(),
+                runtime,
+                _role: PhantomData,
+            }
+        })
+    }
+
+    fn send_text(&mut self, frame: String, ctx: &mut Context<Self>) {
+        self.push(Outgoing::Text(frame.into()), ctx);
+    }
+
+    fn push(&mut self, frame: Outgoing, ctx: &mut Context<Self>) {
+        if self.outbox.send(frame).is_err() {
+            tracing::warn!(connection_id = %self.info.id, "slow consumer; closing");
+            self.outbox.abort(close::SLOW_CONSUMER, "slow consumer");
+            self.stop_soon(ctx);
+        }
+    }
+
+    fn error(&mut self, error: &ProtocolError, reference: Option<&str>, ctx: &mut Context<Self>) {
+        let frame = error_frame(error, reference, self.runtime.clock.now());
+        self.send_text(frame, ctx);
+    }
+
+    fn close(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
+        self.outbox.close(code, reason);
+        self.stop_soon(ctx);
+    }
+
+    /// Stops once the writer has flushed the Close, or after a grace period.
+    fn stop_soon(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_later(std::time::Duration::from_secs(3), |_, ctx| ctx.stop());
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let interval = self.runtime.settings.heartbeat_interval;
+        if self.last_heard.elapsed() >= interval * 2 {
+            tracing::info!(connection_id = %self.info.id, "heartbeat timeout");
+            return self.close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout", ctx);
+        }
+        self.push(Outgoing::Ping, ctx);
+    }
+
+    /// Size and rate checks shared by text and binary frames.
+    fn admit(&mut self, len: usize, ctx: &mut Context<Self>) -> bool {
+        match self.rate.check(Instant::now()) {
+            Verdict::Allow => {}
+            Verdict::Drop { notify } => {
+                if notify {
+                    let e =
+                        ProtocolError::new(ErrorCode::RateLimited, "too many frames; slow down");
+                    self.error(&e, None, ctx);
+                }
+                return false;
+            }
+            Verdict::Close => {
+                self.close(close::POLICY, "rate limit exceeded", ctx);
+                return false;
+            }
+        }
+        let limit = self.runtime.settings.max_frame_bytes;
+        if len > limit {
+            let e = ProtocolError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("frame of {len} bytes is over the limit of {limit}"),
+            );
+            self.error(&e, None, ctx);
+            return false;
+        }
+        true
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        if !self.admit(text.len(), ctx) {
+            return;
+        }
+        match parse_client_frame(text, self.info.role) {
+            Ok(frame) => self.on_command(frame.command, frame.reference, ctx),
+            Err(error) => {
+                let reference = peek_ref(text);
+                self.error(&error, reference.as_deref(), ctx);
+            }
+        }
+    }
+
+    fn on_binary(&mut self, bytes: &[u8], ctx: &mut Context<Self>) {
+        if !self.admit(bytes.len(), ctx) {
+            return;
+        }
+        if R::KIND != PeerKind::Candidate {
+            let e = ProtocolError::invalid("binary frames are candidate audio");
+            return self.error(&e, None, ctx);
+        }
+        let command = ClientCommand::AudioChunk {
+            audio: bytes.to_vec(),
+        };
+        self.on_command(command, None, ctx);
+    }
+
+    fn on_command(
+        &mut self,
+        command: ClientCommand,
+        reference: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let now = self.runtime.clock.now();
+        match command {
+            ClientCommand::Heartbeat => {
+                let frame = reply_frame(
+                    "heartbeat-ack",
+                    json!({"timestamp": rfc3339(now)}),
+                    reference.as_deref(),
+                    now,
+                );
+                self.send_text(frame, ctx);
+            }
+            ClientCommand::Ping => {
+                let frame = reply_frame(
+                    "pong",
+                    json!({"timestamp": rfc3339(now)}),
+                    reference.as_deref(),
+                    now,
+                );
+                self.send_text(frame, ctx);
+            }
+            ClientCommand::JoinInterview {
+                interview_id,
+                last_seq,
+            }
+            | ClientCommand::ObserveInterview {
+                interview_id,
+                last_seq,
+            } => self.join(interview_id, last_seq, reference, ctx),
+            command => match &self.binding {
+                Binding::Bound { session, .. } => session.do_send(Command {
+                    conn_id: self.info.id.clone(),
+                    reference,
+                    command,
+                }),
+                Binding::Unbound | Binding::Joining(_) => {
+                    let e = ProtocolError::state("join an interview first");
+                    self.error(&e, reference.as_deref(), ctx);
+                }
+            },
+        }
+    }
+
+    fn join(
+        &mut self,
+        interview_id: String,
+        last_seq: Option<u64>,
+        reference: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        if !matches!(self.binding, Binding::Unbound) {
+            let e = ProtocolError::new(
+                ErrorCode::AlreadyJoined,
+                "this socket already joined an interview",
+            );
+            return self.error(&e, reference.as_deref(), ctx);
+        }
+        // A join token opens one interview only.
+        if R::KIND == PeerKind::Candidate
+            && self.info.interview_id.as_deref() != Some(interview_id.as_str())
+        {
+            let e = ProtocolError::new(
+                ErrorCode::AccessDenied,
+                "this token is for another interview",
+            );
+            self.error(&e, reference.as_deref(), ctx);
+            return self.close(close::ACCESS_DENIED, "access denied", ctx);
+        }
+        self.binding = Binding::Joining(interview_id.clone());
+        self.supervisor.do_send(Join {
+            interview_id,
+            attach: Attach {
+                peer: Peer {
+                    info: self.info.clone(),
+                    socket: ctx.address().recipient(),
+                },
+                kind: R::KIND,
+                last_seq,
+                reference,
+            },
+        });
+    }
+}
+
+impl<R: SocketRole> Actor for ClientSocket<R> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        let now = self.runtime.clock.now();
+        let interval = self.runtime.settings.heartbeat_interval;
+        let frame = reply_frame(
+            "connected",
+            json!({
+                "connectionId": self.info.id,
+                "userId": self.info.user_id,
+                "userType": self.info.role.as_str(),
+                "heartbeatIntervalMs": interval.as_millis() as u64,
+                "timestamp": rfc3339(now),
+            }),
+            None,
+            now,
+        );
+        self.send_text(frame, ctx);
+        ctx.run_interval(interval, |act, ctx| act.heartbeat(ctx));
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        let interview_id = match std::mem::replace(&mut self.binding, Binding::Unbound) {
+            Binding::Joining(id)
+            | Binding::Bound {
+                interview_id: id, ..
+            } => Some(id),
+            Binding::Unbound => None,
+        };
+        if let Some(interview_id) = interview_id {
+            self.supervisor.do_send(Leave {
+                interview_id,
+                conn_id: self.info.id.clone(),
+            });
+        }
+        Running::Stop
+    }
+}
+
+impl<R: SocketRole> StreamHandler<Result<AggregatedMessage, WsError>> for ClientSocket<R> {
+    fn handle(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Self::Context) {
+        if self.outbox.is_closed() {
+            return;
+        }
+        self.last_heard = Instant::now();
+        match item {
+            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(bytes)) => self.on_binary(&bytes, ctx),
+            Ok(AggregatedMessage::Ping(bytes)) => self.push(Outgoing::Pong(bytes), ctx),
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => self.close(close::NORMAL, "goodbye", ctx),
+            Err(WsError::Overflow) => self.close(close::TOO_BIG, "frame over 1 MiB", ctx),
+            Err(error) => {
+                tracing::debug!(connection_id = %self.info.id, %error, "websocket protocol error");
+                self.close(1002, "protocol error", ctx);
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        // The client's side of the connection is gone.
+        ctx.stop();
+    }
+}
+
+impl<R: SocketRole> Handler<ToSocket> for ClientSocket<R> {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToSocket, ctx: &mut Self::Context) {
+        match msg {
+            ToSocket::Bound(session) => {
+                if let Binding::Joining(interview_id) = &self.binding {
+                    self.binding = Binding::Bound {
+                        interview_id: interview_id.clone(),
+                        session,
+                    };
+                }
+            }
+            ToSocket::Unbound => self.binding = Binding::Unbound,
+            ToSocket::Frame(frame) => self.push(Outgoing::Text(frame), ctx),
+            ToSocket::Close { code, reason } => {
+                // The session has let go of this socket already.
+                self.binding = Binding::Unbound;
+                self.close(code, &reason, ctx)
+            }
+        }
+    }
+}
+
+impl<R: SocketRole> Handler<WriterFinished> for ClientSocket<R> {
+    type Result = ();
+
+    fn handle(&mut self, _: WriterFinished, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,144 @@
+//! A socket's bounded outbox and the task that drains it into actix-ws.
+//!
+//! actix-ws buffers little, and the actor must never wait on a slow client,
+//! so frames go into a bounded channel first: when it is full the client is
+//! a slow consumer and is closed (4008), never allowed to slow the session.
+//! Writes happen in the order they were queued; a Close ends the writer.
+
+use std::time::Duration;
+
+use actix::{Message, Recipient};
+use actix_web::web::Bytes;
+use actix_ws::{CloseCode, CloseReason, Session};
+use bytestring::ByteString;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a Close may take to reach a client that does not read.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+pub enum Outgoing {
+    Text(ByteString),
+    Ping,
+    Pong(Bytes),
+    Close(u16, String),
+}
+
+/// The writer is done (closed, or the client is gone): stop the socket.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WriterFinished;
+
+/// The outbox is full: the client is not reading fast enough.
+#[derive(Debug)]
+pub struct Full;
+
+pub struct Outbox {
+    tx: mpsc::Sender<Outgoing>,
+    abort: Option<oneshot::Sender<(u16, String)>>,
+    closed: bool,
+}
+
+impl Outbox {
+    /// Starts the writer on the current arbiter.
+    pub fn spawn(session: Session, capacity: usize, done: Recipient<WriterFinished>) -> Outbox {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (abort_tx, abort_rx) = oneshot::channel();
+        actix::spawn(write_loop(session, rx, abort_rx, done));
+        Outbox {
+            tx,
+            abort: Some(abort_tx),
+            closed: false,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    pub fn send(&mut self, frame: Outgoing) -> Result<(), Full> {
+        if self.closed {
+            return Ok(());
+        }
+        self.tx.try_send(frame).map_err(|_| Full)
+    }
+
+    /// Queues a Close after what is already queued.
+    pub fn close(&mut self, code: u16, reason: &str) {
+        if self.closed {
+            return;
+        }
+        if self
+            .tx
+            .try_send(Outgoing::Close(code, reason.into()))
+            .is_err()
+        {
+            return self.abort(code, reason);
+        }
+        self.closed = true;
+    }
+
+    /// Closes now, dropping what is queued.
+    pub fn abort(&mut self, code: u16, reason: &str) {
+        self.closed = true;
+        if let Some(abort) = self.abort.take() {
+            // The writer may be gone already; then there is nothing to close.
+            let _ = abort.send((code, reason.into()));
+        }
+    }
+}
+
+fn reason(code: u16, text: String) -> CloseReason {
+    CloseReason {
+        code: CloseCode::from(code),
+        description: (!text.is_empty()).then_some(text),
+    }
+}
+
+async fn write_loop(
+    mut session: Session,
+    mut rx: mpsc::Receiver<Outgoing>,
+    mut abort: oneshot::Receiver<(u16, String)>,
+    done: Recipient<WriterFinished>,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            cut = &mut abort => {
+                if let Ok((code, text)) = cut {
+                    let _ = tokio::time::timeout(CLOSE_GRACE, session.close(Some(reason(code, text)))).await;
+                }
+                break;
+            }
+            next = rx.recv() => next,
+        };
+        let sent = match next {
+            Some(Outgoing::Text(text)) => {
+                tokio::select! {
+                    r = session.text(text) => r.is_ok(),
+                    cut = &mut abort => {
+                        if let Ok((code, text)) = cut {
+                            let _ = tokio::time::timeout(CLOSE_GRACE, session.close(Some(reason(code, text)))).await;
+                        }
+                        break;
+                    }
+                }
+            }
+            Some(Outgoing::Ping) => session.ping(b"").await.is_ok(),
+            Some(Outgoing::Pong(bytes)) => session.pong(&bytes).await.is_ok(),
+            Some(Outgoing::Close(code, text)) => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, session.close(Some(reason(code, text))))
+                    .await;
+                break;
+            }
+            None => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, session.close(None)).await;
+                break;
+            }
+        };
+        if !sent {
+            break;
+        }
+    }
+    // The socket actor may be gone already; nothing to tell then.
+    let _ = done.try_send(WriterFinished);
+}

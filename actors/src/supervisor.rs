@@ -1,0 +1,300 @@
+//! `SessionSupervisor`: the one place sessions are created. It maps
+//! interview ids to session actors, builds a session from the database on the
+//! first join or observe, rebuilds one that panicked, and passivates idle
+//! ones in a handshake that never loses a join racing the stop.
+
+use std::collections::HashMap;
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture,
+    WrapFuture,
+};
+
+use crate::connection::ToSocket;
+use crate::protocol::{close, error_frame, ErrorCode, ProtocolError};
+use crate::session::{Attach, Detach, Inspect, InterviewSession, SessionInfo};
+use crate::Runtime;
+
+/// A socket wants to join or observe `interview_id`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Join {
+    pub interview_id: String,
+    pub attach: Attach,
+}
+
+/// A socket that joined (or was joining) `interview_id` is gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub interview_id: String,
+    pub conn_id: String,
+}
+
+/// A session actor stopped; `panicked` when it died in a handler.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionEnded {
+    pub interview_id: String,
+    pub session_id: String,
+    pub panicked: bool,
+}
+
+/// A session has been idle with no sockets; it may be stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionIdle {
+    pub interview_id: String,
+    pub session_id: String,
+}
+
+/// Stop if still idle; answers whether the session stopped.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Passivate;
+
+/// Every live session, for operators.
+#[derive(Message)]
+#[rtype(result = "Vec<SessionInfo>")]
+pub struct ListSessions;
+
+/// Counters for operators.
+#[derive(Message)]
+#[rtype(result = "SupervisorStats")]
+pub struct Stats;
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SupervisorStats {
+    pub sessions: usize,
+    pub restarts: u64,
+}
+
+enum Queued {
+    Attach(Attach),
+    Leave(String),
+}
+
+enum Slot {
+    /// Reading the interview from the database; joins wait here.
+    Loading(Vec<Queued>),
+    Live {
+        addr: Addr<InterviewSession>,
+        session_id: String,
+    },
+    /// Asked to stop; joins wait for the answer.
+    Passivating {
+        addr: Addr<InterviewSession>,
+        queue: Vec<Queued>,
+    },
+}
+
+pub struct SessionSupervisor {
+    runtime: Runtime,
+    sessions: HashMap<String, Slot>,
+    restarts: u64,
+}
+
+impl SessionSupervisor {
+    pub fn new(runtime: Runtime) -> SessionSupervisor {
+        SessionSupervisor {
+            runtime,
+            sessions: HashMap::new(),
+            restarts: 0,
+        }
+    }
+
+    fn load(&mut self, interview_id: String, queue: Vec<Queued>, ctx: &mut Context<Self>) {
+        self.sessions
+            .insert(interview_id.clone(), Slot::Loading(queue));
+        let load = self.runtime.store.load(&interview_id);
+        ctx.spawn(load.into_actor(self).map(move |result, act, ctx| {
+            let queue = match act.sessions.remove(&interview_id) {
+                Some(Slot::Loading(queue)) => queue,
+                Some(other) => {
+                    act.sessions.insert(interview_id, other);
+                    return;
+                }
+                None => Vec::new(),
+            };
+            match result {
+                Ok(Some(stored)) => {
+                    let session =
+                        InterviewSession::rebuild(stored, act.runtime.clone(), ctx.address());
+                    let session_id = session.session_id().to_string();
+                    let addr = session.start();
+                    for q in queue {
+                        forward(&addr, q);
+                    }
+                    act.sessions
+                        .insert(interview_id, Slot::Live { addr, session_id });
+                }
+                Ok(None) => refuse_all(queue, ErrorCode::InterviewNotFound, "no such interview"),
+                Err(error) => {
+                    tracing::error!(%interview_id, %error, "could not load interview");
+                    refuse_all(
+                        queue,
+                        ErrorCode::InternalError,
+                        "the interview could not be loaded; try again",
+                    );
+                }
+            }
+        }));
+    }
+
+    fn enqueue_or_load(&mut self, interview_id: String, item: Queued, ctx: &mut Context<Self>) {
+        match self.sessions.get_mut(&interview_id) {
+            Some(Slot::Live { addr, .. }) if addr.connected() => forward(addr, item),
+            Some(Slot::Loading(queue)) | Some(Slot::Passivating { queue, .. }) => queue.push(item),
+            _ => match item {
+                Queued::Attach(_) => self.load(interview_id, vec![item], ctx),
+                // Nothing to leave: no session holds this socket.
+                Queued::Leave(_) => {}
+            },
+        }
+    }
+}
+
+fn forward(addr: &Addr<InterviewSession>, item: Queued) {
+    match item {
+        Queued::Attach(attach) => addr.do_send(attach),
+        Queued::Leave(conn_id) => addr.do_send(Detach { conn_id }),
+    }
+}
+
+fn refuse_all(queue: Vec<Queued>, code: ErrorCode, message: &str) {
+    let error = ProtocolError::new(code, message);
+    for item in queue {
+        if let Queued::Attach(attach) = item {
+            let frame = error_frame(&error, attach.reference.as_deref(), chrono::Utc::now());
+            attach.peer.send(ToSocket::Frame(frame.into()));
+            match code {
+                ErrorCode::InterviewNotFound => attach.peer.send(ToSocket::Close {
+                    code: close::NOT_FOUND,
+                    reason: message.into(),
+                }),
+                _ => attach.peer.send(ToSocket::Unbound),
+            }
+        }
+    }
+}
+
+impl Actor for SessionSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+    }
+}
+
+impl Handler<Join> for SessionSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Join, ctx: &mut Self::Context) {
+        self.enqueue_or_load(msg.interview_id, Queued::Attach(msg.attach), ctx);
+    }
+}
+
+impl Handler<Leave> for SessionSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, ctx: &mut Self::Context) {
+        self.enqueue_or_load(msg.interview_id, Queued::Leave(msg.conn_id), ctx);
+    }
+}
+
+impl Handler<SessionEnded> for SessionSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionEnded, ctx: &mut Self::Context) {
+        let ours = matches!(
+            self.sessions.get(&msg.interview_id),
+            Some(Slot::Live { session_id, .. }) if *session_id == msg.session_id
+        );
+        if !ours {
+            return;
+        }
+        self.sessions.remove(&msg.interview_id);
+        if msg.panicked {
+            self.restarts += 1;
+            tracing::error!(interview_id = %msg.interview_id, "session panicked; rebuilding it from the database");
+            self.load(msg.interview_id, Vec::new(), ctx);
+        }
+    }
+}
+
+impl Handler<SessionIdle> for SessionSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionIdle, ctx: &mut Self::Context) {
+        let addr = match self.sessions.get(&msg.interview_id) {
+            Some(Slot::Live { addr, session_id }) if *session_id == msg.session_id => addr.clone(),
+            _ => return,
+        };
+        self.sessions.insert(
+            msg.interview_id.clone(),
+            Slot::Passivating {
+                addr: addr.clone(),
+                queue: Vec::new(),
+            },
+        );
+        let id = msg.interview_id;
+        let session_id = msg.session_id;
+        ctx.spawn(
+            addr.send(Passivate)
+                .into_actor(self)
+                .map(move |answer, act, ctx| {
+                    let Some(Slot::Passivating { addr, queue }) = act.sessions.remove(&id) else {
+                        return;
+                    };
+                    match answer {
+                        Ok(false) => {
+                            for q in queue {
+                                forward(&addr, q);
+                            }
+                            act.sessions.insert(id, Slot::Live { addr, session_id });
+                        }
+                        // Stopped (or already gone): a waiting join gets a fresh session.
+                        Ok(true) | Err(_) => {
+                            if queue.iter().any(|q| matches!(q, Queued::Attach(_))) {
+                                act.load(id, queue, ctx);
+                            }
+                        }
+                    }
+                }),
+        );
+    }
+}
+
+impl Handler<ListSessions> for SessionSupervisor {
+    type Result = ResponseFuture<Vec<SessionInfo>>;
+
+    fn handle(&mut self, _: ListSessions, _: &mut Self::Context) -> Self::Result {
+        let asks: Vec<_> = self
+            .sessions
+            .values()
+            .filter_map(|slot| match slot {
+                Slot::Live { addr, .. } => Some(addr.send(Inspect)),
+                _ => None,
+            })
+            .collect();
+        Box::pin(async move {
+            futures_util::future::join_all(asks)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect()
+        })
+    }
+}
+
+impl Handler<Stats> for SessionSupervisor {
+    type Result = actix::MessageResult<Stats>;
+
+    fn handle(&mut self, _: Stats, _: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(SupervisorStats {
+            sessions: self.sessions.len(),
+            restarts: self.restarts,
+        })
+    }
+}
