@@ -1,8 +1,22 @@
 //! One typed configuration, from the environment and an optional TOML file
 //! (`--config FILE`, same keys in lower case). Environment wins over the file;
 //! every default serves a laptop. The table lives in the README.
+//!
+//! Rules, in order of precedence for every key:
+//! 1. the environment variable (`PORT=3001`), unless it is empty or blank;
+//! 2. the file's lower-case key (`port = 3001`), unless it is an empty string;
+//! 3. the default of DESIGN.md's configuration table.
+//!
+//! A value that does not parse is an error naming the variable and where the
+//! value came from; an unknown key in the file is an error too (typos in a
+//! config file should not be silently ignored).
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{bail, Context};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,9 +25,24 @@ pub enum LogFormat {
     Json,
 }
 
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected `pretty` or `json`".to_string()),
+        }
+    }
+}
+
 /// Every setting of DESIGN.md's configuration contract, plus a few of our own
 /// (documented in the README).
-#[derive(Debug, Clone)]
+///
+/// `Debug` is written by hand: it redacts secrets (JWT key, API keys, admin
+/// token, passwords inside URLs) so the struct can be logged at start-up.
+#[derive(Clone)]
 pub struct Config {
     pub bind: String,
     pub port: u16,
@@ -49,13 +78,653 @@ pub struct Config {
     /// `OUTBOX_FRAMES` (1024): frames queued for one socket before it is a slow consumer.
     pub outbox_frames: usize,
     /// `PUBLIC_URL` (unset): base URL put into `wsUrl`; unset uses the request's host.
+    /// A trailing `/` is removed.
     pub public_url: Option<String>,
+}
+
+/// Every variable this struct reads, in environment spelling. The file uses
+/// the same names in lower case.
+pub const KEYS: &[&str] = &[
+    "BIND",
+    "PORT",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "NODE_ID",
+    "JWT_SECRET",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "LLM_BASE_URL",
+    "LLM_API_KEY",
+    "LLM_MODEL",
+    "LLM_TIMEOUT_MS",
+    "STT_BASE_URL",
+    "STT_API_KEY",
+    "STT_MODEL",
+    "TTS_BASE_URL",
+    "TTS_API_KEY",
+    "TTS_MODEL",
+    "TTS_VOICE",
+    "HEARTBEAT_INTERVAL_MS",
+    "SESSION_IDLE_PASSIVATE_MS",
+    "SESSION_TTL_SECS",
+    "MAX_FRAME_BYTES",
+    "RATE_LIMIT_PER_SEC",
+    "RATE_LIMIT_BURST",
+    "ADMIN_TOKEN",
+    "LOG_FORMAT",
+    "SCRIPTED_WORD_DELAY_MS",
+    "MAX_AUDIO_BYTES",
+    "OUTBOX_FRAMES",
+    "PUBLIC_URL",
+];
+
+/// A JWT key shorter than this many bytes is accepted but warned about.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl Default for Config {
+    /// DESIGN.md's defaults. `jwt_secret` is unset: `serve` needs one (or `--dev`).
+    fn default() -> Self {
+        Config {
+            bind: "0.0.0.0".to_string(),
+            port: 3001,
+            database_url: "sqlite://interviewd.db".to_string(),
+            redis_url: None,
+            node_id: default_node_id(|_| None),
+            jwt_secret: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            llm_base_url: None,
+            llm_api_key: None,
+            llm_model: None,
+            llm_timeout_ms: 30_000,
+            stt_base_url: None,
+            stt_api_key: None,
+            stt_model: None,
+            tts_base_url: None,
+            tts_api_key: None,
+            tts_model: None,
+            tts_voice: None,
+            heartbeat_interval_ms: 30_000,
+            session_idle_passivate_ms: 300_000,
+            session_ttl_secs: 86_400,
+            max_frame_bytes: 65_536,
+            rate_limit_per_sec: 50,
+            rate_limit_burst: 100,
+            admin_token: None,
+            log_format: LogFormat::Pretty,
+            scripted_word_delay_ms: 30,
+            max_audio_bytes: 10 * 1024 * 1024,
+            outbox_frames: 1024,
+            public_url: None,
+        }
+    }
+}
+
+/// The values of a TOML config file, keyed by variable name in upper case,
+/// each kept as text so the file and the environment parse alike.
+#[derive(Debug, Clone, Default)]
+pub struct FileValues {
+    values: BTreeMap<String, String>,
+    origin: String,
+}
+
+impl FileValues {
+    /// Reads and parses `path`.
+    pub fn read(path: &Path) -> anyhow::Result<FileValues> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        FileValues::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses TOML text; `origin` names the file in error messages.
+    /// Keys are the variables in lower case (`port = 3001`); values are
+    /// strings or integers. Unknown keys and other value types are errors.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<FileValues> {
+        let table: toml::Table = toml::from_str(text)
+            .with_context(|| format!("config file {origin} is not valid TOML"))?;
+        let mut values = BTreeMap::new();
+        for (key, value) in table {
+            let name = key.to_ascii_uppercase();
+            if !KEYS.contains(&name.as_str()) {
+                bail!(
+                    "unknown key `{key}` in config file {origin}; known keys are the \
+                     configuration variables in lower case (see README)"
+                );
+            }
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                other => bail!(
+                    "`{key}` in config file {origin} must be a string or an integer, not a {}",
+                    other.type_str()
+                ),
+            };
+            values.insert(name, text);
+        }
+        Ok(FileValues {
+            values,
+            origin: origin.to_string(),
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
 }
 
 impl Config {
     /// Reads the optional file, then the environment over it.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
-        let _ = file;
-        todo!("config helper fills this in")
+        let file_values = match file {
+            Some(path) => FileValues::read(path)?,
+            None => FileValues::default(),
+        };
+        for key in KEYS {
+            if let Some(value) = std::env::var_os(key) {
+                if value.to_str().is_none() {
+                    bail!("environment variable {key} is not valid UTF-8");
+                }
+            }
+        }
+        Config::from_lookup(&file_values, |key| std::env::var(key).ok())
+    }
+
+    /// The whole resolution without touching the process: `env` answers for
+    /// environment variables (tests pass a map). See the module doc for the
+    /// precedence rules.
+    pub fn from_lookup(
+        file: &FileValues,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Config> {
+        let src = Source { file, env: &env };
+        let d = Config::default();
+        let config = Config {
+            bind: src.string("BIND").unwrap_or(d.bind),
+            port: src.number("PORT", d.port, 0)?,
+            database_url: src.string("DATABASE_URL").unwrap_or(d.database_url),
+            redis_url: src.string("REDIS_URL"),
+            node_id: src
+                .string("NODE_ID")
+                .unwrap_or_else(|| default_node_id(&env)),
+            jwt_secret: src.string("JWT_SECRET"),
+            jwt_issuer: src.string("JWT_ISSUER"),
+            jwt_audience: src.string("JWT_AUDIENCE"),
+            llm_base_url: src.string("LLM_BASE_URL"),
+            llm_api_key: src.string("LLM_API_KEY"),
+            llm_model: src.string("LLM_MODEL"),
+            llm_timeout_ms: src.number("LLM_TIMEOUT_MS", d.llm_timeout_ms, 1)?,
+            stt_base_url: src.string("STT_BASE_URL"),
+            stt_api_key: src.string("STT_API_KEY"),
+            stt_model: src.string("STT_MODEL"),
+            tts_base_url: src.string("TTS_BASE_URL"),
+            tts_api_key: src.string("TTS_API_KEY"),
+            tts_model: src.string("TTS_MODEL"),
+            tts_voice: src.string("TTS_VOICE"),
+            heartbeat_interval_ms: src.number(
+                "HEARTBEAT_INTERVAL_MS",
+                d.heartbeat_interval_ms,
+                1,
+            )?,
+            session_idle_passivate_ms: src.number(
+                "SESSION_IDLE_PASSIVATE_MS",
+                d.session_idle_passivate_ms,
+                0,
+            )?,
+            session_ttl_secs: src.number("SESSION_TTL_SECS", d.session_ttl_secs, 0)?,
+            max_frame_bytes: src.number("MAX_FRAME_BYTES", d.max_frame_bytes, 1)?,
+            rate_limit_per_sec: src.number("RATE_LIMIT_PER_SEC", d.rate_limit_per_sec, 1)?,
+            rate_limit_burst: src.number("RATE_LIMIT_BURST", d.rate_limit_burst, 1)?,
+            admin_token: src.string("ADMIN_TOKEN"),
+            log_format: src.parsed("LOG_FORMAT", d.log_format)?,
+            scripted_word_delay_ms: src.number(
+                "SCRIPTED_WORD_DELAY_MS",
+                d.scripted_word_delay_ms,
+                0,
+            )?,
+            max_audio_bytes: src.number("MAX_AUDIO_BYTES", d.max_audio_bytes, 1)?,
+            outbox_frames: src.number("OUTBOX_FRAMES", d.outbox_frames, 1)?,
+            public_url: src
+                .string("PUBLIC_URL")
+                .map(|url| url.trim_end_matches('/').to_string()),
+        };
+        Ok(config)
+    }
+
+    /// The JWT key, or an error saying how to get one. `serve` (without
+    /// `--dev`) and `token` need it.
+    pub fn jwt_secret_required(&self) -> anyhow::Result<&str> {
+        match self.jwt_secret.as_deref() {
+            Some(secret) => Ok(secret),
+            None => bail!(
+                "JWT_SECRET is not set: set it in the environment or the config file \
+                 (`jwt_secret = \"...\"`), or run `interviewd serve --dev` for a generated one"
+            ),
+        }
+    }
+
+    /// Things that work but are probably mistakes; `main` logs each one as a
+    /// warning once logging is up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(secret) = &self.jwt_secret {
+            if secret.len() < MIN_JWT_SECRET_BYTES {
+                warnings.push(format!(
+                    "JWT_SECRET is {} bytes; use at least {MIN_JWT_SECRET_BYTES} random bytes",
+                    secret.len()
+                ));
+            }
+        }
+        if self.max_frame_bytes > 1024 * 1024 {
+            warnings.push(format!(
+                "MAX_FRAME_BYTES is {}; frames over 1 MiB close the socket anyway (PROTOCOL section 2)",
+                self.max_frame_bytes
+            ));
+        }
+        if self.llm_base_url.is_none() && (self.llm_api_key.is_some() || self.llm_model.is_some()) {
+            warnings.push(
+                "LLM_API_KEY or LLM_MODEL is set without LLM_BASE_URL: using the scripted interviewer"
+                    .to_string(),
+            );
+        }
+        warnings
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn secret(value: &Option<String>) -> &'static str {
+            match value {
+                Some(_) => "Some(<redacted>)",
+                None => "None",
+            }
+        }
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("port", &self.port)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("node_id", &self.node_id)
+            .field("jwt_secret", &format_args!("{}", secret(&self.jwt_secret)))
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("llm_base_url", &self.llm_base_url)
+            .field(
+                "llm_api_key",
+                &format_args!("{}", secret(&self.llm_api_key)),
+            )
+            .field("llm_model", &self.llm_model)
+            .field("llm_timeout_ms", &self.llm_timeout_ms)
+            .field("stt_base_url", &self.stt_base_url)
+            .field(
+                "stt_api_key",
+                &format_args!("{}", secret(&self.stt_api_key)),
+            )
+            .field("stt_model", &self.stt_model)
+            .field("tts_base_url", &self.tts_base_url)
+            .field(
+                "tts_api_key",
+                &format_args!("{}", secret(&self.tts_api_key)),
+            )
+            .field("tts_model", &self.tts_model)
+            .field("tts_voice", &self.tts_voice)
+            .field("heartbeat_interval_ms", &self.heartbeat_interval_ms)
+            .field("session_idle_passivate_ms", &self.session_idle_passivate_ms)
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("rate_limit_per_sec", &self.rate_limit_per_sec)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .field(
+                "admin_token",
+                &format_args!("{}", secret(&self.admin_token)),
+            )
+            .field("log_format", &self.log_format)
+            .field("scripted_word_delay_ms", &self.scripted_word_delay_ms)
+            .field("max_audio_bytes", &self.max_audio_bytes)
+            .field("outbox_frames", &self.outbox_frames)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@host/...` with the password replaced by `***`;
+/// anything else unchanged. For logs.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest_start = scheme_end + 3;
+    let rest = &url[rest_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let Some(colon) = userinfo.find(':') else {
+        return url.to_string();
+    };
+    format!(
+        "{}{}:***{}",
+        &url[..rest_start],
+        &userinfo[..colon],
+        &url[rest_start + at..]
+    )
+}
+
+/// `NODE_ID`'s default: the host name, a dash, the process id.
+fn default_node_id(env: impl Fn(&str) -> Option<String>) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            env("HOSTNAME")
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Where a raw value came from, for error messages.
+enum Origin<'a> {
+    Env,
+    File(&'a str),
+}
+
+impl fmt::Display for Origin<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Env => write!(f, "from the environment"),
+            Origin::File(path) => write!(f, "from config file {path}"),
+        }
+    }
+}
+
+struct Source<'a, E> {
+    file: &'a FileValues,
+    env: &'a E,
+}
+
+impl<E: Fn(&str) -> Option<String>> Source<'_, E> {
+    /// The winning raw value: a non-blank environment value, else a non-empty
+    /// file value, else nothing.
+    fn raw(&self, name: &str) -> Option<(String, Origin<'_>)> {
+        if let Some(value) = (self.env)(name).filter(|v| !v.trim().is_empty()) {
+            return Some((value, Origin::Env));
+        }
+        self.file
+            .get(name)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (v.to_string(), Origin::File(&self.file.origin)))
+    }
+
+    fn string(&self, name: &str) -> Option<String> {
+        self.raw(name).map(|(value, _)| value)
+    }
+
+    /// An unsigned integer no smaller than `min`.
+    fn number<T>(&self, name: &str, default: T, min: T) -> anyhow::Result<T>
+    where
+        T: FromStr + PartialOrd + fmt::Display + Copy,
+        T::Err: fmt::Display,
+    {
+        let Some((raw, origin)) = self.raw(name) else {
+            return Ok(default);
+        };
+        let value = raw.trim().parse::<T>().map_err(|e| {
+            anyhow::anyhow!(
+                "invalid {name}={raw:?} ({origin}): {e}; expected a whole number >= {min}"
+            )
+        })?;
+        if value < min {
+            bail!("invalid {name}={raw:?} ({origin}): must be at least {min}");
+        }
+        Ok(value)
+    }
+
+    fn parsed<T>(&self, name: &str, default: T) -> anyhow::Result<T>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.raw(name) {
+            None => Ok(default),
+            Some((raw, origin)) => raw
+                .parse::<T>()
+                .map_err(|e| anyhow::anyhow!("invalid {name}={raw:?} ({origin}): {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |key| map.get(key).cloned()
+    }
+
+    fn file(text: &str) -> FileValues {
+        FileValues::parse(text, "test.toml").unwrap()
+    }
+
+    #[test]
+    fn defaults_match_the_design_table() {
+        let c = Config::from_lookup(&FileValues::default(), env(&[])).unwrap();
+        assert_eq!(c.bind, "0.0.0.0");
+        assert_eq!(c.port, 3001);
+        assert_eq!(c.database_url, "sqlite://interviewd.db");
+        assert_eq!(c.redis_url, None);
+        assert!(c.node_id.ends_with(&format!("-{}", std::process::id())));
+        assert!(c.node_id.len() > format!("-{}", std::process::id()).len());
+        assert_eq!(c.jwt_secret, None);
+        assert_eq!(c.jwt_issuer, None);
+        assert_eq!(c.jwt_audience, None);
+        assert_eq!(c.llm_base_url, None);
+        assert_eq!(c.llm_timeout_ms, 30_000);
+        assert_eq!(c.stt_base_url, None);
+        assert_eq!(c.tts_base_url, None);
+        assert_eq!(c.heartbeat_interval_ms, 30_000);
+        assert_eq!(c.session_idle_passivate_ms, 300_000);
+        assert_eq!(c.session_ttl_secs, 86_400);
+        assert_eq!(c.max_frame_bytes, 65_536);
+        assert_eq!(c.rate_limit_per_sec, 50);
+        assert_eq!(c.rate_limit_burst, 100);
+        assert_eq!(c.admin_token, None);
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        assert_eq!(c.scripted_word_delay_ms, 30);
+        assert_eq!(c.max_audio_bytes, 10_485_760);
+        assert_eq!(c.outbox_frames, 1024);
+        assert_eq!(c.public_url, None);
+        assert!(c.warnings().is_empty());
+    }
+
+    #[test]
+    fn file_values_apply_and_env_overrides_them() {
+        let f = file(
+            r#"
+            port = 4000
+            bind = "127.0.0.1"
+            jwt_secret = "from-file"
+            log_format = "json"
+            redis_url = "redis://file"
+            public_url = "https://interviews.example.com/"
+            "#,
+        );
+        let c = Config::from_lookup(
+            &f,
+            env(&[
+                ("PORT", "5000"),
+                ("JWT_SECRET", "from-env"),
+                ("NODE_ID", "n1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.port, 5000, "env wins over the file");
+        assert_eq!(c.jwt_secret.as_deref(), Some("from-env"));
+        assert_eq!(c.bind, "127.0.0.1", "file wins over the default");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.redis_url.as_deref(), Some("redis://file"));
+        assert_eq!(c.node_id, "n1");
+        assert_eq!(
+            c.public_url.as_deref(),
+            Some("https://interviews.example.com")
+        );
+    }
+
+    #[test]
+    fn empty_env_counts_as_unset() {
+        let f = file("redis_url = \"redis://file\"\nport = 4000");
+        let c = Config::from_lookup(
+            &f,
+            env(&[
+                ("REDIS_URL", ""),
+                ("PORT", "  "),
+                ("JWT_SECRET", ""),
+                ("LLM_BASE_URL", ""),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.redis_url.as_deref(), Some("redis://file"));
+        assert_eq!(c.port, 4000);
+        assert_eq!(c.jwt_secret, None);
+        assert_eq!(c.llm_base_url, None);
+
+        let f = file("jwt_issuer = \"\"");
+        let c = Config::from_lookup(&f, env(&[])).unwrap();
+        assert_eq!(
+            c.jwt_issuer, None,
+            "an empty string in the file is unset too"
+        );
+    }
+
+    #[test]
+    fn port_zero_is_allowed() {
+        let c = Config::from_lookup(&FileValues::default(), env(&[("PORT", "0")])).unwrap();
+        assert_eq!(c.port, 0);
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable() {
+        for (key, value) in [
+            ("PORT", "abc"),
+            ("PORT", "70000"),
+            ("PORT", "-1"),
+            ("LLM_TIMEOUT_MS", "1.5"),
+            ("HEARTBEAT_INTERVAL_MS", "0"),
+            ("MAX_FRAME_BYTES", "64k"),
+            ("RATE_LIMIT_BURST", "0"),
+            ("OUTBOX_FRAMES", "lots"),
+        ] {
+            let err = Config::from_lookup(&FileValues::default(), env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+            assert!(err.contains("environment"), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_file_values_name_the_key_and_file() {
+        let err = Config::from_lookup(&file("port = \"many\""), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PORT") && err.contains("test.toml"), "{err}");
+
+        let err = FileValues::parse("prot = 3001", "test.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prot") && err.contains("unknown"), "{err}");
+
+        let err = FileValues::parse("port = 3.5", "test.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("port"), "{err}");
+
+        let err = FileValues::parse("port = ", "test.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not valid TOML"), "{err}");
+    }
+
+    #[test]
+    fn bad_log_format_is_refused() {
+        let err = Config::from_lookup(&FileValues::default(), env(&[("LOG_FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LOG_FORMAT"), "{err}");
+        let c =
+            Config::from_lookup(&FileValues::default(), env(&[("LOG_FORMAT", "JSON")])).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn zero_is_allowed_where_it_means_something() {
+        let c = Config::from_lookup(
+            &FileValues::default(),
+            env(&[
+                ("SCRIPTED_WORD_DELAY_MS", "0"),
+                ("SESSION_IDLE_PASSIVATE_MS", "0"),
+                ("SESSION_TTL_SECS", "0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.scripted_word_delay_ms, 0);
+        assert_eq!(c.session_idle_passivate_ms, 0);
+        assert_eq!(c.session_ttl_secs, 0);
+    }
+
+    #[test]
+    fn jwt_secret_required_explains_itself() {
+        let c = Config::default();
+        let err = c.jwt_secret_required().unwrap_err().to_string();
+        assert!(err.contains("JWT_SECRET") && err.contains("--dev"), "{err}");
+        let c = Config {
+            jwt_secret: Some("short".into()),
+            ..Config::default()
+        };
+        assert_eq!(c.jwt_secret_required().unwrap(), "short");
+        assert_eq!(c.warnings().len(), 1);
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let c = Config {
+            jwt_secret: Some("s3cret-jwt".into()),
+            llm_api_key: Some("sk-abc".into()),
+            admin_token: Some("adm1n".into()),
+            database_url: "postgres://app:pa55word@db:5432/interviewd".into(),
+            redis_url: Some("redis://:r3dis@cache:6379".into()),
+            ..Config::default()
+        };
+        let text = format!("{c:?}");
+        for secret in ["s3cret-jwt", "sk-abc", "adm1n", "pa55word", "r3dis"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert!(
+            text.contains("postgres://app:***@db:5432/interviewd"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn redact_url_leaves_plain_urls_alone() {
+        assert_eq!(
+            redact_url("sqlite://interviewd.db"),
+            "sqlite://interviewd.db"
+        );
+        assert_eq!(redact_url("redis://cache:6379/0"), "redis://cache:6379/0");
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(
+            redact_url("postgres://app:p@ss@db/x?a=b@c"),
+            "postgres://app:***@db/x?a=b@c"
+        );
     }
 }

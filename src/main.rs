@@ -1,1 +1,39 @@
-fn main() {}
+//! `interviewd`: live, AI-conducted job interviews over a raw WebSocket.
+
+mod app;
+mod auth;
+mod cli;
+mod config;
+mod http;
+mod llm;
+mod store;
+mod telemetry;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    telemetry::init(config.log_format);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    match cli.command {
+        Command::Serve(args) => actix_web::rt::System::new().block_on(app::serve(config, args.dev)),
+        Command::Migrate => actix_web::rt::System::new().block_on(async {
+            let applied = store::Store::migrate(&config.database_url).await?;
+            if applied.is_empty() {
+                println!("no pending migrations");
+            }
+            for name in applied {
+                println!("applied {name}");
+            }
+            Ok(())
+        }),
+        Command::Token(args) => cli::run_token(&config, &args),
+        Command::Sessions(_) => anyhow::bail!("`interviewd sessions` is not implemented yet"),
+    }
+}

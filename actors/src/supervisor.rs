@@ -181,10 +181,6 @@ fn refuse_all(queue: Vec<Queued>, code: ErrorCode, message: &str) {
 
 impl Actor for SessionSupervisor {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
-    }
 }
 
 impl Handler<Join> for SessionSupervisor {

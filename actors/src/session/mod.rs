@@ -295,7 +295,6 @@ impl Actor for InterviewSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         // A session that died while active (a crash or a panic) comes back
         // paused: the interviewer's open message is closed as interrupted.
         if self.live.phase == Phase::Active {

@@ -44,9 +44,13 @@ pub type CandidateSocket = ClientSocket<Candidate>;
 /// A recruiter's or admin's socket (0..n per interview).
 pub type ObserverSocket = ClientSocket<Observer>;
 
+/// Commands sent right after a join wait for its answer, up to this many.
+const MAX_QUEUED_WHILE_JOINING: usize = 32;
+
 enum Binding {
     Unbound,
-    Joining(String),
+    /// The join is on its way; commands pipelined behind it wait here.
+    Joining(String, Vec<(ClientCommand, Option<String>)>),
     Bound {
         interview_id: String,
         session: Addr<InterviewSession>,
@@ -222,13 +226,16 @@ impl<R: SocketRole> ClientSocket<R> {
                 interview_id,
                 last_seq,
             } => self.join(interview_id, last_seq, reference, ctx),
-            command => match &self.binding {
+            command => match &mut self.binding {
                 Binding::Bound { session, .. } => session.do_send(Command {
                     conn_id: self.info.id.clone(),
                     reference,
                     command,
                 }),
-                Binding::Unbound | Binding::Joining(_) => {
+                Binding::Joining(_, queued) if queued.len() < MAX_QUEUED_WHILE_JOINING => {
+                    queued.push((command, reference));
+                }
+                Binding::Unbound | Binding::Joining(..) => {
                     let e = ProtocolError::state("join an interview first");
                     self.error(&e, reference.as_deref(), ctx);
                 }
@@ -261,7 +268,7 @@ impl<R: SocketRole> ClientSocket<R> {
             self.error(&e, reference.as_deref(), ctx);
             return self.close(close::ACCESS_DENIED, "access denied", ctx);
         }
-        self.binding = Binding::Joining(interview_id.clone());
+        self.binding = Binding::Joining(interview_id.clone(), Vec::new());
         self.supervisor.do_send(Join {
             interview_id,
             attach: Attach {
@@ -281,7 +288,6 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         let now = self.runtime.clock.now();
         let interval = self.runtime.settings.heartbeat_interval;
         let frame = reply_frame(
@@ -302,7 +308,7 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
         let interview_id = match std::mem::replace(&mut self.binding, Binding::Unbound) {
-            Binding::Joining(id)
+            Binding::Joining(id, _)
             | Binding::Bound {
                 interview_id: id, ..
             } => Some(id),
@@ -350,14 +356,32 @@ impl<R: SocketRole> Handler<ToSocket> for ClientSocket<R> {
     fn handle(&mut self, msg: ToSocket, ctx: &mut Self::Context) {
         match msg {
             ToSocket::Bound(session) => {
-                if let Binding::Joining(interview_id) = &self.binding {
+                if let Binding::Joining(interview_id, queued) =
+                    std::mem::replace(&mut self.binding, Binding::Unbound)
+                {
+                    for (command, reference) in queued {
+                        session.do_send(Command {
+                            conn_id: self.info.id.clone(),
+                            reference,
+                            command,
+                        });
+                    }
                     self.binding = Binding::Bound {
-                        interview_id: interview_id.clone(),
+                        interview_id,
                         session,
                     };
                 }
             }
-            ToSocket::Unbound => self.binding = Binding::Unbound,
+            ToSocket::Unbound => {
+                if let Binding::Joining(_, queued) =
+                    std::mem::replace(&mut self.binding, Binding::Unbound)
+                {
+                    let e = ProtocolError::state("the join failed; join an interview first");
+                    for (_, reference) in queued {
+                        self.error(&e, reference.as_deref(), ctx);
+                    }
+                }
+            }
             ToSocket::Frame(frame) => self.push(Outgoing::Text(frame), ctx),
             ToSocket::Close { code, reason } => {
                 // The session has let go of this socket already.

@@ -1,0 +1,150 @@
+//! Wiring: the store, the interviewer, the supervisor and the HTTP server.
+
+use std::{sync::Arc, time::Duration};
+
+use actix::Actor;
+use actix_web::{web, App, HttpServer};
+use interview_actors::ports::{Interviewer, SystemClock};
+use interview_actors::protocol::Role;
+use interview_actors::settings::RuntimeSettings;
+use interview_actors::supervisor::SessionSupervisor;
+use interview_actors::Runtime;
+
+use crate::auth::{now_secs, Auth, Claims};
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::llm::scripted::ScriptedInterviewer;
+use crate::store::{NewInterview, Store};
+
+/// The runtime's limits and timers, from the configuration.
+pub fn runtime_settings(config: &Config) -> RuntimeSettings {
+    RuntimeSettings {
+        heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(10)),
+        idle_passivate: Duration::from_millis(config.session_idle_passivate_ms),
+        session_ttl: Duration::from_secs(config.session_ttl_secs),
+        max_frame_bytes: config.max_frame_bytes,
+        hard_frame_bytes: (1024 * 1024).max(config.max_frame_bytes),
+        rate_per_sec: config.rate_limit_per_sec,
+        rate_burst: config.rate_limit_burst,
+        outbox_frames: config.outbox_frames,
+        max_audio_bytes: config.max_audio_bytes,
+        node_id: config.node_id.clone(),
+    }
+}
+
+fn interviewer(config: &Config) -> Arc<dyn Interviewer> {
+    if config.llm_base_url.is_some() {
+        tracing::warn!("LLM_BASE_URL is set, but the model interviewer is not built yet; using the scripted interviewer");
+    }
+    Arc::new(ScriptedInterviewer::new(Duration::from_millis(
+        config.scripted_word_delay_ms,
+    )))
+}
+
+/// Runs the server until it is stopped.
+pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
+    if dev && config.jwt_secret.is_none() {
+        config.jwt_secret = Some(crate::auth::generate_secret());
+    }
+    let auth = Auth::from_config(&config)?;
+    let store = Store::open(&config.database_url).await?;
+    let runtime = Runtime {
+        store: Arc::new(store.clone()),
+        interviewer: interviewer(&config),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(runtime_settings(&config)),
+    };
+    let supervisor = SessionSupervisor::new(runtime.clone()).start();
+    let config = Arc::new(config);
+    let state = AppState {
+        config: config.clone(),
+        auth: auth.clone(),
+        store: store.clone(),
+        supervisor,
+        runtime,
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .configure(http::configure)
+    })
+    .shutdown_timeout(10)
+    .bind((config.bind.as_str(), config.port))?;
+    let Some(addr) = server.addrs().first().copied() else {
+        anyhow::bail!("bound no address");
+    };
+    if dev {
+        print_dev_banner(&config, &auth, &store, addr).await?;
+    }
+    // Tests and scripts read this exact line to find the port.
+    println!("listening on {addr}");
+    tracing::info!(%addr, node = %config.node_id, "listening on {addr}");
+    server.run().await?;
+    Ok(())
+}
+
+/// `serve --dev`: one demo interview and tokens to try it with.
+async fn print_dev_banner(
+    config: &Config,
+    auth: &Auth,
+    store: &Store,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let demo = store
+        .create_interview(NewInterview {
+            org_id: "demo-org".into(),
+            title: "Backend engineer".into(),
+            candidate_name: "Ada".into(),
+            candidate_id: "cand-ada".into(),
+            questions: vec![
+                (
+                    "Tell me about a system you built that you are proud of.".into(),
+                    "BEHAVIORAL".into(),
+                ),
+                (
+                    "How would you design a rate limiter for a public API?".into(),
+                    "TECHNICAL".into(),
+                ),
+                (
+                    "A deploy doubled p99 latency. What do you do in the first hour?".into(),
+                    "SITUATIONAL".into(),
+                ),
+            ],
+            duration_minutes: 30,
+        })
+        .await?;
+    let exp = now_secs() + 24 * 3600;
+    let candidate = auth.issue(&Claims {
+        sub: "cand-ada".into(),
+        role: Role::Candidate,
+        name: Some("Ada".into()),
+        interview_id: Some(demo.id.clone()),
+        org_id: None,
+        exp,
+        nbf: None,
+        iss: None,
+        aud: None,
+    })?;
+    let recruiter = auth.issue(&Claims {
+        sub: "rec-grace".into(),
+        role: Role::Recruiter,
+        name: Some("Grace".into()),
+        interview_id: None,
+        org_id: Some("demo-org".into()),
+        exp,
+        nbf: None,
+        iss: None,
+        aud: None,
+    })?;
+    let host = if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    let _ = config;
+    println!(
+        "{}",
+        crate::cli::dev_banner(&format!("http://{host}"), &demo.id, &candidate, &recruiter)
+    );
+    Ok(())
+}

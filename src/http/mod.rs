@@ -1,0 +1,34 @@
+//! actix-web routes: the `/interview` WebSocket upgrade, the REST API,
+//! health and readiness.
+
+pub mod error;
+pub mod health;
+pub mod interviews;
+pub mod ws;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::web;
+use interview_actors::supervisor::SessionSupervisor;
+use interview_actors::Runtime;
+
+use crate::{auth::Auth, config::Config, store::Store};
+
+/// What every handler may reach. Sockets get only the runtime and the
+/// supervisor; they never see the store.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub auth: Auth,
+    pub store: Store,
+    pub supervisor: Addr<SessionSupervisor>,
+    pub runtime: Runtime,
+}
+
+/// Every route of the server.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/interview", web::get().to(ws::interview_socket));
+    health::configure(cfg);
+    interviews::configure(cfg);
+}

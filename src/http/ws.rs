@@ -1,0 +1,90 @@
+//! `GET /interview`: the one WebSocket endpoint for every role.
+//!
+//! Credentials come from `?token=` (browsers cannot set headers) or
+//! `Authorization: Bearer`. Bad credentials still complete the upgrade and
+//! are then closed with 4001, so browser clients see the code and stop
+//! retrying; nothing else is sent to them.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{CloseCode, CloseReason};
+use interview_actors::connection::ConnectionInfo;
+use interview_actors::protocol::{close, Role};
+use interview_actors::socket::{CandidateSocket, ObserverSocket};
+use serde::Deserialize;
+
+use super::AppState;
+use crate::auth::AuthError;
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The bearer token of a request: query first, then the header.
+pub fn request_token(req: &HttpRequest) -> Option<String> {
+    let from_query = web::Query::<TokenQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().token)
+        .filter(|t| !t.is_empty());
+    from_query.or_else(|| {
+        req.headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    })
+}
+
+pub async fn interview_socket(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let verdict = request_token(&req)
+        .ok_or(AuthError::Missing)
+        .and_then(|token| state.auth.verify(&token));
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let claims = match verdict {
+        Ok(claims) => claims,
+        Err(error) => {
+            actix_web::rt::spawn(reject(session, stream, error.to_string()));
+            return Ok(response);
+        }
+    };
+    let info = ConnectionInfo {
+        id: format!("c-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+        user_id: claims.sub,
+        name: claims.name,
+        role: claims.role,
+        org_id: claims.org_id,
+        interview_id: claims.interview_id,
+    };
+    let runtime = state.runtime.clone();
+    let supervisor = state.supervisor.clone();
+    match info.role {
+        Role::Candidate => {
+            CandidateSocket::start(info, session, stream, supervisor, runtime);
+        }
+        Role::Recruiter | Role::Admin | Role::Service => {
+            ObserverSocket::start(info, session, stream, supervisor, runtime);
+        }
+    }
+    Ok(response)
+}
+
+/// Closes an unauthenticated socket with 4001 and waits briefly for the
+/// client's Close so the code reaches it.
+async fn reject(session: actix_ws::Session, mut stream: actix_ws::MessageStream, reason: String) {
+    let code = CloseReason {
+        code: CloseCode::Other(close::UNAUTHORIZED),
+        description: Some(reason),
+    };
+    let _ = session.close(Some(code)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(_)) = stream.recv().await {}
+    })
+    .await;
+}
