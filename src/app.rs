@@ -29,16 +29,21 @@ pub fn runtime_settings(config: &Config) -> RuntimeSettings {
         outbox_frames: config.outbox_frames,
         max_audio_bytes: config.max_audio_bytes,
         node_id: config.node_id.clone(),
+        llm_timeout: Duration::from_millis(config.llm_timeout_ms.max(3)),
     }
+}
+
+fn scripted(config: &Config) -> Arc<dyn Interviewer> {
+    Arc::new(ScriptedInterviewer::new(Duration::from_millis(
+        config.scripted_word_delay_ms,
+    )))
 }
 
 fn interviewer(config: &Config) -> Arc<dyn Interviewer> {
     if config.llm_base_url.is_some() {
         tracing::warn!("LLM_BASE_URL is set, but the model interviewer is not built yet; using the scripted interviewer");
     }
-    Arc::new(ScriptedInterviewer::new(Duration::from_millis(
-        config.scripted_word_delay_ms,
-    )))
+    scripted(config)
 }
 
 /// Runs the server until it is stopped.
@@ -51,6 +56,9 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     let runtime = Runtime {
         store: Arc::new(store.clone()),
         interviewer: interviewer(&config),
+        fallback: scripted(&config),
+        transcriber: None,
+        voice: None,
         clock: Arc::new(SystemClock),
         settings: Arc::new(runtime_settings(&config)),
     };

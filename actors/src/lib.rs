@@ -23,6 +23,12 @@ use std::sync::Arc;
 pub struct Runtime {
     pub store: Arc<dyn ports::EventStore>,
     pub interviewer: Arc<dyn ports::Interviewer>,
+    /// What speaks when `interviewer` fails: the scripted interviewer.
+    pub fallback: Arc<dyn ports::Interviewer>,
+    /// Speech-to-text for spoken answers, when configured.
+    pub transcriber: Option<Arc<dyn ports::Transcriber>>,
+    /// Question audio, when configured.
+    pub voice: Option<Arc<dyn ports::QuestionVoice>>,
     pub clock: Arc<dyn ports::Clock>,
     pub settings: Arc<settings::RuntimeSettings>,
 }

@@ -1,7 +1,11 @@
 //! `LlmStream`: one child actor per interviewer message. It owns the stream
 //! of text pieces (and with it the HTTP request, when the interviewer is a
 //! model); stopping the actor drops the stream, which abandons the request.
-//! It reports to its session only: `Token`, then `Done` or `Failed`.
+//! It reports to its session only: `Token`, then `Done` or `Failed`. It also
+//! enforces the deadlines, so no interviewer can leave a candidate waiting:
+//! the first piece within a third of the turn's deadline, all within it.
+
+use std::time::Duration;
 
 use actix::{
     Actor, ActorContext, AsyncContext, Context, Handler, Message, Recipient, StreamHandler,
@@ -37,6 +41,8 @@ pub struct LlmStream {
     message_id: String,
     session: Recipient<StreamReport>,
     stream: Option<BoxStream<'static, Result<String, InterviewerError>>>,
+    deadline: Duration,
+    got_token: bool,
     finished: bool,
 }
 
@@ -45,13 +51,28 @@ impl LlmStream {
         message_id: String,
         session: Recipient<StreamReport>,
         stream: BoxStream<'static, Result<String, InterviewerError>>,
+        deadline: Duration,
     ) -> LlmStream {
         LlmStream {
             message_id,
             session,
             stream: Some(stream),
+            deadline,
+            got_token: false,
             finished: false,
         }
+    }
+
+    fn fail(&mut self, error: InterviewerError, ctx: &mut Context<Self>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.session.do_send(StreamReport::Failed {
+            message_id: self.message_id.clone(),
+            error,
+        });
+        ctx.stop();
     }
 }
 
@@ -62,6 +83,14 @@ impl Actor for LlmStream {
         if let Some(stream) = self.stream.take() {
             ctx.add_stream(stream);
         }
+        ctx.run_later(self.deadline / 3, |act, ctx| {
+            if !act.got_token {
+                act.fail(InterviewerError::Timeout, ctx);
+            }
+        });
+        ctx.run_later(self.deadline, |act, ctx| {
+            act.fail(InterviewerError::Timeout, ctx)
+        });
     }
 }
 
@@ -72,18 +101,14 @@ impl StreamHandler<Result<String, InterviewerError>> for LlmStream {
         }
         match item {
             Ok(text) if text.is_empty() => {}
-            Ok(text) => self.session.do_send(StreamReport::Token {
-                message_id: self.message_id.clone(),
-                text,
-            }),
-            Err(error) => {
-                self.finished = true;
-                self.session.do_send(StreamReport::Failed {
+            Ok(text) => {
+                self.got_token = true;
+                self.session.do_send(StreamReport::Token {
                     message_id: self.message_id.clone(),
-                    error,
-                });
-                ctx.stop();
+                    text,
+                })
             }
+            Err(error) => self.fail(error, ctx),
         }
     }
 

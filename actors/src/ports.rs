@@ -252,3 +252,26 @@ impl Clock for SystemClock {
         Utc::now()
     }
 }
+
+/// What speech-to-text heard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    pub text: String,
+    /// 0..=1 when the provider reports it.
+    pub confidence: Option<f64>,
+}
+
+/// Speech-to-text for spoken answers (OpenAI-compatible
+/// `/audio/transcriptions`). Optional: without it, answers are the
+/// transcription the client sends.
+pub trait Transcriber: Send + Sync + 'static {
+    fn transcribe(&self, audio: Vec<u8>) -> BoxFuture<Result<Transcript, InterviewerError>>;
+}
+
+/// Text-to-speech for questions (OpenAI-compatible `/audio/speech`).
+/// Optional: without it, questions go out without `audioUrl`.
+pub trait QuestionVoice: Send + Sync + 'static {
+    /// Synthesises `text` once (later calls for the same text reuse it) and
+    /// returns the URL the server serves it at.
+    fn audio_url(&self, text: &str) -> BoxFuture<Result<String, InterviewerError>>;
+}

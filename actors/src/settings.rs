@@ -23,6 +23,9 @@ pub struct RuntimeSettings {
     pub max_audio_bytes: usize,
     /// This node's name, for logs and inspection.
     pub node_id: String,
+    /// An interviewer message must be done within this, and its first
+    /// piece must come within a third of it.
+    pub llm_timeout: Duration,
 }
 
 impl Default for RuntimeSettings {
@@ -38,6 +41,7 @@ impl Default for RuntimeSettings {
             outbox_frames: 1024,
             max_audio_bytes: 10 * 1024 * 1024,
             node_id: "local".into(),
+            llm_timeout: Duration::from_secs(30),
         }
     }
 }

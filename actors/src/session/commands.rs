@@ -2,9 +2,9 @@
 //! command the state does not allow is refused with `INVALID_STATE` and
 //! changes nothing.
 
-use actix::Context;
+use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 
-use super::{push_audio, state::Phase, take_audio, InterviewSession};
+use super::{push_audio, state::Phase, InterviewSession};
 use crate::event::{Event, PauseReason};
 use crate::protocol::{ClientCommand, ProctorKind, ProtocolError, Severity};
 
@@ -93,7 +93,13 @@ impl InterviewSession {
     fn ready_for_answer(&self) -> Outcome {
         self.refuse_unless_open()?;
         match self.live.phase {
-            Phase::Active if self.live.awaiting_answer && self.turn.is_none() => Ok(()),
+            Phase::Active
+                if self.live.awaiting_answer
+                    && self.turn.is_none()
+                    && !self.waiting_on_interviewer =>
+            {
+                Ok(())
+            }
             Phase::Active => Err(ProtocolError::state("no question is waiting for an answer")),
             other => Err(ProtocolError::state(format!(
                 "the interview is {}",
@@ -119,22 +125,61 @@ impl InterviewSession {
         )
     }
 
-    /// `response-complete`: the spoken answer is done; its transcription is
-    /// the answer's text.
+    /// `response-complete`: the spoken answer is done. With speech-to-text
+    /// and audio, what it hears is the answer (a final `transcription` first);
+    /// otherwise, or if it fails, the client's transcription is.
     fn response_complete(&mut self, transcription: String, ctx: &mut Context<Self>) -> Outcome {
         self.ready_for_answer()?;
-        if transcription.trim().is_empty() {
-            return Err(ProtocolError::invalid(
-                "response-complete: `data.transcription` is required (speech-to-text is off)",
-            ));
-        }
-        if let Some(q) = &self.live.current_question {
-            let now = self.runtime.clock.now();
-            if let Some(audio) = take_audio(&mut self.audio, &q.question_id, now) {
-                self.log.attach_audio(audio);
+        let transcriber = self.runtime.transcriber.clone();
+        let Some(transcriber) = transcriber.filter(|_| !self.audio.is_empty()) else {
+            if transcription.trim().is_empty() {
+                return Err(ProtocolError::invalid(
+                    "response-complete: `data.transcription` is required (no audio to transcribe)",
+                ));
             }
-        }
-        self.answer_turn(transcription, ctx);
+            self.answer_turn(transcription, ctx);
+            return Ok(());
+        };
+        let audio = self.audio.clone();
+        self.waiting_on_interviewer = true;
+        let call = transcriber.transcribe(audio);
+        ctx.spawn(call.into_actor(self).map(move |result, act, ctx| {
+            act.waiting_on_interviewer = false;
+            if act.completing || act.live.phase.is_terminal() || !act.live.awaiting_answer {
+                return;
+            }
+            let heard = match result {
+                Ok(heard) if !heard.text.trim().is_empty() => Some(heard),
+                Ok(_) => None,
+                Err(error) => {
+                    tracing::warn!(interview_id = %act.interview.id, %error, "transcription failed");
+                    act.ai_unavailable();
+                    None
+                }
+            };
+            match heard {
+                Some(heard) => {
+                    act.emit(
+                        Event::Transcription {
+                            text: heard.text.clone(),
+                            is_final: true,
+                            confidence: heard.confidence.unwrap_or(1.0),
+                        },
+                        ctx,
+                    );
+                    act.answer_turn(heard.text, ctx);
+                }
+                None if !transcription.trim().is_empty() => act.answer_turn(transcription, ctx),
+                None => {
+                    if let Some(candidate) = act.candidate.as_ref().map(|c| c.info.id.clone()) {
+                        let e = ProtocolError::invalid(
+                            "the answer could not be transcribed; send it again or as text",
+                        );
+                        act.error_to(&candidate, &e, None);
+                    }
+                }
+            }
+        }));
         Ok(())
     }
 

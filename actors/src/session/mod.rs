@@ -76,6 +76,10 @@ pub struct Inspect;
 struct ActiveTurn {
     stream: Addr<LlmStream>,
     message_id: String,
+    /// The request, kept to hand it to the fallback interviewer.
+    request: crate::ports::Turn,
+    /// Already speaking through the fallback (scripted) interviewer.
+    on_fallback: bool,
 }
 
 pub struct InterviewSession {
@@ -93,6 +97,8 @@ pub struct InterviewSession {
     completing: bool,
     /// Audio of the current answer.
     audio: Vec<u8>,
+    /// Synthesised audio for a question: (question id, URL), when ready.
+    question_audio: Option<(String, String)>,
     runtime: Runtime,
     supervisor: Addr<SessionSupervisor>,
     started: Instant,
@@ -127,6 +133,7 @@ impl InterviewSession {
             waiting_on_interviewer: false,
             completing: false,
             audio: Vec::new(),
+            question_audio: None,
             runtime,
             supervisor,
             started: Instant::now(),

@@ -16,7 +16,7 @@ use super::{
 use crate::event::{Event, NextAction, Question};
 use crate::heuristic;
 use crate::llm_stream::{Cancel, LlmStream, StreamReport};
-use crate::ports::{AnswerToScore, Assessment, Speaker, TranscriptLine, Turn, TurnKind};
+use crate::ports::{AnswerToScore, Assessment, TranscriptLine, Turn, TurnKind};
 use crate::projection::transcript_entry;
 use crate::protocol::{ErrorCode, ProtocolError};
 
@@ -198,6 +198,9 @@ impl InterviewSession {
             self.live.owed = Some(Owed::Closing);
             return self.speak(Owed::Closing, ctx);
         }
+        if let Some(q) = &question {
+            self.synthesise_question(q, ctx);
+        }
         let message_id = self.next_message_id();
         self.emit(
             Event::AiStreamStart {
@@ -205,19 +208,50 @@ impl InterviewSession {
             },
             ctx,
         );
-        let turn = Turn {
+        let request = Turn {
             kind,
             interview: self.interview.clone(),
             question,
             transcript: self.transcript(),
         };
-        let stream = self.runtime.interviewer.speak(turn);
+        let interviewer = self.runtime.interviewer.clone();
+        self.start_stream(message_id, request, interviewer, false, ctx);
+    }
+
+    fn start_stream(
+        &mut self,
+        message_id: String,
+        request: Turn,
+        interviewer: Arc<dyn crate::ports::Interviewer>,
+        on_fallback: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let stream = interviewer.speak(request.clone());
         let session = ctx.address().recipient();
-        let child = LlmStream::new(message_id.clone(), session, stream).start();
+        let deadline = self.runtime.settings.llm_timeout;
+        let child = LlmStream::new(message_id.clone(), session, stream, deadline).start();
         self.turn = Some(ActiveTurn {
             stream: child,
             message_id,
+            request,
+            on_fallback,
         });
+    }
+
+    /// Starts synthesising a question's audio alongside the message; the
+    /// question goes out with `audioUrl` only if it is ready by then.
+    fn synthesise_question(&mut self, question: &Question, ctx: &mut Context<Self>) {
+        let Some(voice) = self.runtime.voice.clone() else {
+            return;
+        };
+        let question_id = question.question_id.clone();
+        let call = voice.audio_url(&question.text);
+        ctx.spawn(call.into_actor(self).map(move |result, act, _| match result {
+            Ok(url) => act.question_audio = Some((question_id, url)),
+            Err(error) => {
+                tracing::warn!(interview_id = %act.interview.id, %error, "question audio failed; asking without it");
+            }
+        }));
     }
 
     pub(super) fn on_stream_report(&mut self, report: StreamReport, ctx: &mut Context<Self>) {
@@ -232,7 +266,23 @@ impl InterviewSession {
             StreamReport::Failed { message_id, error } if current.as_ref() == Some(&message_id) => {
                 tracing::warn!(interview_id = %self.interview.id, %error, "interviewer stream failed");
                 self.ai_unavailable();
-                self.finish_message(true, ctx);
+                let said_nothing = self
+                    .live
+                    .open_message
+                    .as_ref()
+                    .is_none_or(|(_, text)| text.is_empty());
+                match self.turn.take() {
+                    // Nothing said yet: the scripted interviewer says it instead,
+                    // in the same message.
+                    Some(turn) if said_nothing && !turn.on_fallback => {
+                        let fallback = self.runtime.fallback.clone();
+                        self.start_stream(turn.message_id, turn.request, fallback, true, ctx);
+                    }
+                    turn => {
+                        self.turn = turn;
+                        self.finish_message(true, ctx);
+                    }
+                }
             }
             // A stream this session already stopped: dropped on purpose.
             _ => {}
@@ -264,7 +314,12 @@ impl InterviewSession {
                 self.complete(ctx);
             }
             Some(owed) => {
-                if let Some(question) = self.question_for(&owed) {
+                if let Some(mut question) = self.question_for(&owed) {
+                    if let Some((id, url)) = self.question_audio.take() {
+                        if id == question.question_id {
+                            question.audio_url = Some(url);
+                        }
+                    }
                     self.emit(Event::Question(question), ctx);
                 }
             }
@@ -317,7 +372,7 @@ impl InterviewSession {
     }
 
     /// Tells the candidate the model failed and the interview goes on.
-    fn ai_unavailable(&self) {
+    pub(super) fn ai_unavailable(&self) {
         if let Some(candidate) = &self.candidate {
             let error = ProtocolError::new(
                 ErrorCode::AiUnavailable,
@@ -327,7 +382,3 @@ impl InterviewSession {
         }
     }
 }
-
-/// Keeps `Speaker` in use for readers of this module: transcripts carry who spoke.
-#[allow(dead_code)]
-fn _speaker(_: Speaker) {}
