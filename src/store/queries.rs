@@ -1,0 +1,267 @@
+//! The query bodies, written once. `with_conn!` compiles each body once per
+//! backend, with `conn` bound to that backend's connection type.
+
+use chrono::{SubsecRound, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+use interview_actors::event::{LoggedEvent, Progress};
+use interview_actors::ports::{
+    Batch, InterviewRecord, InterviewRow, InterviewStatus, StoreError, StoredInterview,
+    TemplateQuestion,
+};
+use interview_actors::projection::TranscriptEntry;
+
+use super::models::{CommitRows, EventDbRow, InterviewDbRow, TranscriptDbRow, AUDIENCE_ALL};
+use super::schema::{interviews, session_events, transcript_entries};
+use super::{Backend, InterviewView, ListCursor, NewInterview};
+
+/// Runs `$body` with `$conn` bound to a connection of the store's backend
+/// (`writer` or `reader`).
+macro_rules! with_conn {
+    ($backend:expr, $role:ident, |$conn:ident| $body:expr) => {
+        match $backend {
+            Backend::Sqlite(db) => {
+                let mut guard = db.$role().await;
+                let $conn = &mut *guard;
+                $body
+            }
+        }
+    };
+}
+
+/// Connection trouble is `Unavailable` (retry later); the rest is `Query`.
+pub(super) fn db_error(e: DieselError) -> StoreError {
+    match &e {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
+            _,
+        ) => StoreError::Unavailable(e.to_string()),
+        DieselError::DatabaseError(_, info)
+            if ["database is locked", "disk I/O error", "unable to open"]
+                .iter()
+                .any(|m| info.message().contains(m)) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Query(e.to_string()),
+    }
+}
+
+pub(super) async fn create_interview(
+    backend: &Backend,
+    new: NewInterview,
+) -> Result<InterviewRecord, StoreError> {
+    let questions: Vec<TemplateQuestion> = new
+        .questions
+        .into_iter()
+        .enumerate()
+        .map(|(i, (text, kind))| TemplateQuestion {
+            id: format!("q{}", i + 1),
+            text,
+            kind: if kind.trim().is_empty() {
+                "GENERAL".to_owned()
+            } else {
+                kind
+            },
+        })
+        .collect();
+    let total = u32::try_from(questions.len())
+        .map_err(|_| StoreError::Query("too many questions".into()))?;
+    let record = InterviewRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        org_id: new.org_id,
+        title: new.title,
+        candidate_name: new.candidate_name,
+        candidate_id: new.candidate_id,
+        questions,
+        duration_minutes: new.duration_minutes,
+        status: InterviewStatus::Pending,
+        // Millisecond precision: what the wire shows, and what both backends keep.
+        created_at: Utc::now().trunc_subsecs(3),
+    };
+    let row = InterviewRow {
+        status: InterviewStatus::Pending,
+        started_at: None,
+        ended_at: None,
+        progress: Progress {
+            current_question: 0,
+            total_questions: total,
+            answered: 0,
+        },
+        trust_score: 100,
+        summary: None,
+        last_seq: 0,
+    };
+    let db_row = InterviewDbRow::new(&record, &row)?;
+    with_conn!(backend, writer, |conn| {
+        diesel::insert_into(interviews::table)
+            .values(&db_row)
+            .execute(conn)
+            .await
+            .map_err(db_error)?;
+    });
+    Ok(record)
+}
+
+pub(super) async fn interview_view(
+    backend: &Backend,
+    id: &str,
+) -> Result<Option<InterviewView>, StoreError> {
+    let row: Option<InterviewDbRow> = with_conn!(backend, reader, |conn| {
+        interviews::table
+            .find(id)
+            .select(InterviewDbRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .map_err(db_error)?
+    });
+    row.map(InterviewDbRow::into_view).transpose()
+}
+
+/// One page plus whether there may be more after it.
+pub(super) async fn list_interviews(
+    backend: &Backend,
+    org_id: Option<String>,
+    status: Option<InterviewStatus>,
+    limit: u32,
+    after: Option<ListCursor>,
+) -> Result<(Vec<InterviewView>, bool), StoreError> {
+    let mut rows: Vec<InterviewDbRow> = with_conn!(backend, reader, |conn| {
+        let mut q = interviews::table
+            .select(InterviewDbRow::as_select())
+            .into_boxed();
+        if let Some(org) = &org_id {
+            q = q.filter(interviews::org_id.eq(org));
+        }
+        if let Some(status) = status {
+            q = q.filter(interviews::status.eq(status.as_str()));
+        }
+        if let Some(c) = &after {
+            q = q.filter(
+                interviews::created_at
+                    .lt(c.created_at)
+                    .or(interviews::created_at
+                        .eq(c.created_at)
+                        .and(interviews::id.lt(&c.id))),
+            );
+        }
+        q.order((interviews::created_at.desc(), interviews::id.desc()))
+            .limit(i64::from(limit) + 1)
+            .load(conn)
+            .await
+            .map_err(db_error)?
+    });
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let page = rows
+        .into_iter()
+        .map(InterviewDbRow::into_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((page, more))
+}
+
+pub(super) async fn events_after(
+    backend: &Backend,
+    id: &str,
+    after: u64,
+    limit: u32,
+    include_observer_only: bool,
+) -> Result<Vec<LoggedEvent>, StoreError> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let rows: Vec<EventDbRow> = with_conn!(backend, reader, |conn| {
+        let mut q = session_events::table
+            .filter(session_events::interview_id.eq(id))
+            .filter(session_events::seq.gt(after))
+            .select(EventDbRow::as_select())
+            .into_boxed();
+        if !include_observer_only {
+            q = q.filter(session_events::audience.eq(AUDIENCE_ALL));
+        }
+        q.order(session_events::seq.asc())
+            .limit(i64::from(limit))
+            .load(conn)
+            .await
+            .map_err(db_error)?
+    });
+    rows.into_iter().map(EventDbRow::into_logged).collect()
+}
+
+pub(super) async fn transcript(
+    backend: &Backend,
+    id: &str,
+) -> Result<Vec<TranscriptEntry>, StoreError> {
+    let rows: Vec<TranscriptDbRow> = with_conn!(backend, reader, |conn| {
+        transcript_entries::table
+            .filter(transcript_entries::interview_id.eq(id))
+            .order(transcript_entries::seq.asc())
+            .select(TranscriptDbRow::as_select())
+            .load(conn)
+            .await
+            .map_err(db_error)?
+    });
+    rows.into_iter().map(TranscriptDbRow::into_entry).collect()
+}
+
+pub(super) async fn ping(backend: &Backend) -> Result<(), StoreError> {
+    with_conn!(backend, reader, |conn| {
+        conn.batch_execute("SELECT 1").await.map_err(db_error)
+    })
+}
+
+/// The record and the whole log, read in one transaction so they agree.
+pub(super) async fn load(
+    backend: &Backend,
+    id: &str,
+) -> Result<Option<StoredInterview>, StoreError> {
+    let found: Option<(InterviewDbRow, Vec<EventDbRow>)> = with_conn!(backend, reader, |conn| {
+        conn.transaction::<_, DieselError, _>(async |conn| {
+            let Some(row) = interviews::table
+                .find(id)
+                .select(InterviewDbRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let events = session_events::table
+                .filter(session_events::interview_id.eq(id))
+                .order(session_events::seq.asc())
+                .select(EventDbRow::as_select())
+                .load(conn)
+                .await?;
+            Ok(Some((row, events)))
+        })
+        .await
+        .map_err(db_error)?
+    });
+    let Some((row, events)) = found else {
+        return Ok(None);
+    };
+    Ok(Some(StoredInterview {
+        record: row.into_view()?.record,
+        events: events
+            .into_iter()
+            .map(EventDbRow::into_logged)
+            .collect::<Result<_, _>>()?,
+    }))
+}
+
+/// Events, their projections, audio and the row update in one transaction.
+/// A seq already stored fails the whole batch (primary key), never overwrites.
+pub(super) async fn commit(backend: &Backend, batch: Batch) -> Result<(), StoreError> {
+    let rows = CommitRows::new(batch)?;
+    let id = rows.interview_id.clone();
+    // Multi-row INSERTs on SQLite only exist in diesel's sync API, so this
+    // write runs as one blocking transaction; PostgreSQL batches natively.
+    let result = match backend {
+        Backend::Sqlite(db) => db.commit(rows).await,
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(DieselError::NotFound) => Err(StoreError::Query(format!("no interview {id}"))),
+        Err(e) => Err(db_error(e)),
+    }
+}

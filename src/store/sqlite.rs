@@ -1,0 +1,209 @@
+//! The embedded SQLite backend: URL parsing, connection setup, migrations.
+//!
+//! One writer and one reader connection (SQLite has a single writer; WAL lets
+//! the reader run beside it). Both are diesel-async `SyncConnectionWrapper`s,
+//! which must be created on the store's own multi-thread runtime: the wrapper
+//! binds to the runtime it is created on and uses `spawn_blocking` there.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use interview_actors::ports::StoreError;
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::models::CommitRows;
+use super::schema::{
+    answer_audio, evaluations, interviews, proctor_events, session_events, transcript_entries,
+};
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// How long a statement waits for SQLite's write lock before failing.
+const BUSY_TIMEOUT_MS: u32 = 5_000;
+
+pub(super) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Where the database lives, from `sqlite://rel.db`, `sqlite:///abs.db` or
+/// `sqlite::memory:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum SqliteTarget {
+    File(PathBuf),
+    Memory,
+}
+
+impl SqliteTarget {
+    pub fn parse(url: &str) -> Option<SqliteTarget> {
+        let rest = url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let rest = rest.split('?').next().unwrap_or_default();
+        match rest {
+            "" => None,
+            ":memory:" => Some(SqliteTarget::Memory),
+            path => Some(SqliteTarget::File(PathBuf::from(path))),
+        }
+    }
+
+    fn connection_string(&self) -> String {
+        match self {
+            SqliteTarget::File(p) => p.to_string_lossy().into_owned(),
+            SqliteTarget::Memory => ":memory:".to_owned(),
+        }
+    }
+}
+
+/// Opens one sync connection with the pragmas every connection needs.
+fn connect(target: &SqliteTarget, read_only: bool) -> Result<SqliteConnection, StoreError> {
+    if let SqliteTarget::File(path) = target {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+        }
+    }
+    let mut conn = SqliteConnection::establish(&target.connection_string())
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut pragmas = format!(
+        "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+    );
+    if read_only {
+        pragmas.push_str(" PRAGMA query_only = ON;");
+    }
+    conn.batch_execute(&pragmas)
+        .map_err(|e| StoreError::Unavailable(format!("setting pragmas: {e}")))?;
+    Ok(conn)
+}
+
+/// Applies pending migrations; returns the versions applied.
+fn run_migrations(conn: &mut SqliteConnection) -> Result<Vec<String>, StoreError> {
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map_err(|e| StoreError::Query(format!("migrations: {e}")))?;
+    Ok(applied.iter().map(|v| v.to_string()).collect())
+}
+
+/// Opens the database and applies pending migrations, blocking the calling
+/// thread. Used by `interviewd migrate` from a plain thread.
+pub(super) fn migrate_blocking(target: &SqliteTarget) -> Result<Vec<String>, StoreError> {
+    let mut conn = connect(target, false)?;
+    run_migrations(&mut conn)
+}
+
+/// The SQLite connections of one store.
+pub(super) struct SqliteDb {
+    writer: Arc<Mutex<SqliteConn>>,
+    reader: Arc<Mutex<SqliteConn>>,
+}
+
+impl SqliteDb {
+    /// Connects and migrates. Must run inside the store's runtime (see the
+    /// module doc); the blocking part runs on its blocking pool.
+    pub async fn open(target: SqliteTarget) -> Result<SqliteDb, StoreError> {
+        let opened = tokio::task::spawn_blocking(move || {
+            let mut writer = connect(&target, false)?;
+            let applied = run_migrations(&mut writer)?;
+            if !applied.is_empty() {
+                tracing::info!(migrations = ?applied, "applied SQLite migrations");
+            }
+            let reader = match target {
+                // Every `:memory:` connection is a database of its own.
+                SqliteTarget::Memory => None,
+                SqliteTarget::File(_) => Some(connect(&target, true)?),
+            };
+            Ok::<_, StoreError>((writer, reader))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("opening SQLite: {e}")))?;
+        let (writer, reader) = opened?;
+        let writer = Arc::new(Mutex::new(SyncConnectionWrapper::new(writer)));
+        let reader = match reader {
+            Some(r) => Arc::new(Mutex::new(SyncConnectionWrapper::new(r))),
+            None => writer.clone(),
+        };
+        Ok(SqliteDb { writer, reader })
+    }
+
+    pub async fn writer(&self) -> MutexGuard<'_, SqliteConn> {
+        self.writer.lock().await
+    }
+
+    pub async fn reader(&self) -> MutexGuard<'_, SqliteConn> {
+        self.reader.lock().await
+    }
+
+    /// Writes one batch in a single `BEGIN IMMEDIATE` transaction on the
+    /// blocking pool. `NotFound` means there is no such interview; the
+    /// transaction is rolled back then, like on any error.
+    pub async fn commit(&self, rows: CommitRows) -> Result<(), DieselError> {
+        let mut writer = self.writer().await;
+        writer
+            .spawn_blocking(move |conn| conn.immediate_transaction(|conn| write_batch(conn, &rows)))
+            .await
+    }
+}
+
+/// Rows per multi-row INSERT, well under SQLite's bound-parameter limit.
+const INSERT_CHUNK: usize = 200;
+
+fn write_batch(conn: &mut SqliteConnection, rows: &CommitRows) -> Result<(), DieselError> {
+    for chunk in rows.events.chunks(INSERT_CHUNK) {
+        diesel::insert_into(session_events::table)
+            .values(chunk)
+            .execute(conn)?;
+    }
+    for chunk in rows.transcript.chunks(INSERT_CHUNK) {
+        diesel::insert_into(transcript_entries::table)
+            .values(chunk)
+            .execute(conn)?;
+    }
+    for chunk in rows.proctor.chunks(INSERT_CHUNK) {
+        diesel::insert_into(proctor_events::table)
+            .values(chunk)
+            .execute(conn)?;
+    }
+    for chunk in rows.evaluations.chunks(INSERT_CHUNK) {
+        diesel::insert_into(evaluations::table)
+            .values(chunk)
+            .execute(conn)?;
+    }
+    // One at a time: audio rows are large.
+    for audio in &rows.audio {
+        diesel::insert_into(answer_audio::table)
+            .values(audio)
+            .execute(conn)?;
+    }
+    let updated = diesel::update(interviews::table.find(&rows.interview_id))
+        .set(&rows.update)
+        .execute(conn)?;
+    if updated == 0 {
+        return Err(DieselError::NotFound);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        assert_eq!(
+            SqliteTarget::parse("sqlite://interviewd.db"),
+            Some(SqliteTarget::File("interviewd.db".into()))
+        );
+        assert_eq!(
+            SqliteTarget::parse("sqlite:///var/lib/x.db"),
+            Some(SqliteTarget::File("/var/lib/x.db".into()))
+        );
+        assert_eq!(
+            SqliteTarget::parse("sqlite::memory:"),
+            Some(SqliteTarget::Memory)
+        );
+        assert_eq!(SqliteTarget::parse("sqlite://"), None);
+        assert_eq!(SqliteTarget::parse("postgres://h/db"), None);
+    }
+}
