@@ -37,10 +37,12 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Sends to the socket. A socket that is gone is ignored on purpose: its
-    /// `Detach` is already on the way to the session.
+    /// Sends to the socket. The mailbox is not the bound: the socket's own
+    /// outbox is (a slow client is closed there), so this never drops a
+    /// frame. A socket that is gone is ignored on purpose: its `Detach` is
+    /// already on the way to the session.
     pub fn send(&self, message: ToSocket) {
-        let _ = self.socket.try_send(message);
+        self.socket.do_send(message);
     }
 }
 

@@ -226,9 +226,17 @@ impl SessionState {
         }
     }
 
+    /// `currentQuestion` is the template question being asked, or about to
+    /// be asked once the interviewer has moved on.
     pub fn progress(&self) -> Progress {
+        let asked = self.current_question.as_ref().map_or(0, |q| q.order);
+        let current = match self.owed {
+            Some(Owed::Next(index)) => index as u32 + 1,
+            Some(Owed::Opening) => 1,
+            _ => asked,
+        };
         Progress {
-            current_question: self.current_question.as_ref().map_or(0, |q| q.order),
+            current_question: current,
             total_questions: self.total_questions,
             answered: self.answered,
         }
