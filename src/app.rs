@@ -6,6 +6,7 @@ use actix::Actor;
 use actix_web::{web, App, HttpServer};
 use interview_actors::ports::{Interviewer, SystemClock};
 use interview_actors::protocol::Role;
+use interview_actors::rooms::UserRooms;
 use interview_actors::settings::RuntimeSettings;
 use interview_actors::supervisor::SessionSupervisor;
 use interview_actors::Runtime;
@@ -30,6 +31,7 @@ pub fn runtime_settings(config: &Config) -> RuntimeSettings {
         max_audio_bytes: config.max_audio_bytes,
         node_id: config.node_id.clone(),
         llm_timeout: Duration::from_millis(config.llm_timeout_ms.max(3)),
+        db_outage_pause: Duration::from_millis(config.db_outage_pause_ms),
     }
 }
 
@@ -63,12 +65,14 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         settings: Arc::new(runtime_settings(&config)),
     };
     let supervisor = SessionSupervisor::new(runtime.clone()).start();
+    let rooms = UserRooms::default().start();
     let config = Arc::new(config);
     let state = AppState {
         config: config.clone(),
         auth: auth.clone(),
         store: store.clone(),
         supervisor,
+        rooms,
         runtime,
     };
     let server = HttpServer::new(move || {

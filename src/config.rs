@@ -80,6 +80,14 @@ pub struct Config {
     /// `PUBLIC_URL` (unset): base URL put into `wsUrl`; unset uses the request's host.
     /// A trailing `/` is removed.
     pub public_url: Option<String>,
+    /// `DB_OUTAGE_PAUSE_MS` (30000): a database outage longer than this pauses active interviews.
+    pub db_outage_pause_ms: u64,
+    /// `LLM_HISTORY_BUDGET_CHARS` (12000): conversation kept in a prompt, newest first.
+    pub llm_history_budget_chars: usize,
+    /// `TTS_DIR` (`./interviewd-audio`): where synthesised question audio is kept.
+    pub tts_dir: String,
+    /// `DRAIN_TIMEOUT_MS` (10000): how long a graceful shutdown may take.
+    pub drain_timeout_ms: u64,
 }
 
 /// Every variable this struct reads, in environment spelling. The file uses
@@ -116,6 +124,10 @@ pub const KEYS: &[&str] = &[
     "MAX_AUDIO_BYTES",
     "OUTBOX_FRAMES",
     "PUBLIC_URL",
+    "DB_OUTAGE_PAUSE_MS",
+    "LLM_HISTORY_BUDGET_CHARS",
+    "TTS_DIR",
+    "DRAIN_TIMEOUT_MS",
 ];
 
 /// A JWT key shorter than this many bytes is accepted but warned about.
@@ -156,6 +168,10 @@ impl Default for Config {
             max_audio_bytes: 10 * 1024 * 1024,
             outbox_frames: 1024,
             public_url: None,
+            db_outage_pause_ms: 30_000,
+            llm_history_budget_chars: 12_000,
+            tts_dir: "./interviewd-audio".into(),
+            drain_timeout_ms: 10_000,
         }
     }
 }
@@ -286,6 +302,14 @@ impl Config {
             public_url: src
                 .string("PUBLIC_URL")
                 .map(|url| url.trim_end_matches('/').to_string()),
+            db_outage_pause_ms: src.number("DB_OUTAGE_PAUSE_MS", d.db_outage_pause_ms, 1)?,
+            llm_history_budget_chars: src.number(
+                "LLM_HISTORY_BUDGET_CHARS",
+                d.llm_history_budget_chars,
+                1,
+            )?,
+            tts_dir: src.string("TTS_DIR").unwrap_or(d.tts_dir),
+            drain_timeout_ms: src.number("DRAIN_TIMEOUT_MS", d.drain_timeout_ms, 1)?,
         };
         Ok(config)
     }
@@ -382,6 +406,10 @@ impl fmt::Debug for Config {
             .field("max_audio_bytes", &self.max_audio_bytes)
             .field("outbox_frames", &self.outbox_frames)
             .field("public_url", &self.public_url)
+            .field("db_outage_pause_ms", &self.db_outage_pause_ms)
+            .field("llm_history_budget_chars", &self.llm_history_budget_chars)
+            .field("tts_dir", &self.tts_dir)
+            .field("drain_timeout_ms", &self.drain_timeout_ms)
             .finish()
     }
 }

@@ -36,7 +36,11 @@ async fn bad_credentials_close_with_4001_and_nothing_else() {
         ("no token at all", None, None),
         ("empty token", Some("token=".into()), None),
         ("not a JWT", Some("token=not-a-jwt".into()), None),
-        ("three garbage parts", Some("token=aaa.bbb.ccc".into()), None),
+        (
+            "three garbage parts",
+            Some("token=aaa.bbb.ccc".into()),
+            None,
+        ),
         (
             "signed with another key",
             Some(format!(
@@ -47,7 +51,10 @@ async fn bad_credentials_close_with_4001_and_nothing_else() {
         ),
         (
             "expired an hour ago",
-            Some(format!("token={}", sign(&with("exp", json!(now_secs() - 3600))))),
+            Some(format!(
+                "token={}",
+                sign(&with("exp", json!(now_secs() - 3600)))
+            )),
             None,
         ),
         (
@@ -57,12 +64,18 @@ async fn bad_credentials_close_with_4001_and_nothing_else() {
         ),
         (
             "HS512 with the right key",
-            Some(format!("token={}", sign_with(Algorithm::HS512, SECRET, &candidate))),
+            Some(format!(
+                "token={}",
+                sign_with(Algorithm::HS512, SECRET, &candidate)
+            )),
             None,
         ),
         (
             "HS384 with the right key",
-            Some(format!("token={}", sign_with(Algorithm::HS384, SECRET, &candidate))),
+            Some(format!(
+                "token={}",
+                sign_with(Algorithm::HS384, SECRET, &candidate)
+            )),
             None,
         ),
         (
@@ -75,23 +88,42 @@ async fn bad_credentials_close_with_4001_and_nothing_else() {
             Some(format!("token={}", sign(&claims("recruiter")))),
             None,
         ),
-        ("no sub", Some(format!("token={}", sign(&without("sub")))), None),
-        ("no role", Some(format!("token={}", sign(&without("role")))), None),
+        (
+            "no sub",
+            Some(format!("token={}", sign(&without("sub")))),
+            None,
+        ),
+        (
+            "no role",
+            Some(format!("token={}", sign(&without("role")))),
+            None,
+        ),
         (
             "unknown role",
             Some(format!("token={}", sign(&with("role", json!("superuser"))))),
             None,
         ),
-        ("no exp", Some(format!("token={}", sign(&without("exp")))), None),
+        (
+            "no exp",
+            Some(format!("token={}", sign(&without("exp")))),
+            None,
+        ),
         (
             "nbf an hour ahead",
-            Some(format!("token={}", sign(&with("nbf", json!(now_secs() + 3600))))),
+            Some(format!(
+                "token={}",
+                sign(&with("nbf", json!(now_secs() + 3600)))
+            )),
             None,
         ),
         (
             "header: signed with another key",
             None,
-            Some(sign_with(Algorithm::HS256, "some-other-secret-entirely", &candidate)),
+            Some(sign_with(
+                Algorithm::HS256,
+                "some-other-secret-entirely",
+                &candidate,
+            )),
         ),
         (
             "header: expired",
@@ -113,7 +145,9 @@ async fn bad_credentials_close_with_4001_and_nothing_else() {
         };
         match ws.next_incoming(STEP).await {
             Incoming::Closed(4001) => {}
-            Incoming::Closed(code) => failures.push(format!("{case}: closed with {code}, not 4001")),
+            Incoming::Closed(code) => {
+                failures.push(format!("{case}: closed with {code}, not 4001"))
+            }
             Incoming::Frame(f) => {
                 failures.push(format!("{case}: sent a frame before closing: {f}"))
             }
@@ -141,7 +175,10 @@ async fn query_token_and_bearer_header_both_work() {
     // Candidate, query parameter.
     let mut cand = WsClient::connect(server.port, &iv.join_token).await;
     let hello = cand.expect_type("connected").await;
-    assert!(hello.get("ref").is_none(), "connected answers no client frame: {hello}");
+    assert!(
+        hello.get("ref").is_none(),
+        "connected answers no client frame: {hello}"
+    );
     check_connected(&hello["data"], Some(&join_sub), Some("candidate"));
     assert_eq!(
         hello["data"]["heartbeatIntervalMs"], 30000,
@@ -160,7 +197,8 @@ async fn query_token_and_bearer_header_both_work() {
     rec.observe(&iv.id, None).await;
 
     // Candidate, header (a token minted here).
-    let mut cand2 = WsClient::connect_with_header(server.port, &candidate_token(&iv.id, "cand-x")).await;
+    let mut cand2 =
+        WsClient::connect_with_header(server.port, &candidate_token(&iv.id, "cand-x")).await;
     let hello2 = cand2.expect_type("connected").await;
     check_connected(&hello2["data"], Some("cand-x"), Some("candidate"));
 
@@ -192,13 +230,18 @@ async fn candidate_cannot_join_another_interview() {
     let b = server.create_interview().await;
 
     let (mut ws, _) = WsClient::connected(server.port, &b.join_token, "candidate of B").await;
-    ws.send_ref("join-interview", json!({"interviewId": a.id}), "j1").await;
+    ws.send_ref("join-interview", json!({"interviewId": a.id}), "j1")
+        .await;
     ws.expect_error_ref("ACCESS_DENIED", "j1").await;
     assert_eq!(ws.expect_close(STEP).await, 4004);
 
     // A candidate token for A (minted here) does join A.
-    let (mut ok, _) =
-        WsClient::connected(server.port, &candidate_token(&a.id, "cand-a"), "candidate of A").await;
+    let (mut ok, _) = WsClient::connected(
+        server.port,
+        &candidate_token(&a.id, "cand-a"),
+        "candidate of A",
+    )
+    .await;
     ok.join(&a.id, None).await;
 }
 
@@ -208,8 +251,12 @@ async fn recruiter_of_another_org_is_denied_admin_is_not() {
     let server = TestServer::start(&[]).await;
     let iv = server.create_interview().await;
 
-    let (mut other, _) =
-        WsClient::connected(server.port, &recruiter_token(OTHER_ORG), "recruiter of org-2").await;
+    let (mut other, _) = WsClient::connected(
+        server.port,
+        &recruiter_token(OTHER_ORG),
+        "recruiter of org-2",
+    )
+    .await;
     other
         .send_ref("observe-interview", json!({"interviewId": iv.id}), "o1")
         .await;
@@ -220,7 +267,8 @@ async fn recruiter_of_another_org_is_denied_admin_is_not() {
     let started = adm.observe(&iv.id, None).await;
     assert_eq!(started["data"]["interview"]["id"], iv.id);
 
-    let (mut own, _) = WsClient::connected(server.port, &recruiter_token(ORG), "recruiter of org-1").await;
+    let (mut own, _) =
+        WsClient::connected(server.port, &recruiter_token(ORG), "recruiter of org-1").await;
     own.observe(&iv.id, None).await;
 }
 
@@ -230,8 +278,12 @@ async fn unknown_interview_is_not_found_4002() {
     let server = TestServer::start(&[]).await;
     let missing = "no-such-interview-7f3a";
 
-    let (mut cand, _) =
-        WsClient::connected(server.port, &candidate_token(missing, "cand-1"), "candidate").await;
+    let (mut cand, _) = WsClient::connected(
+        server.port,
+        &candidate_token(missing, "cand-1"),
+        "candidate",
+    )
+    .await;
     cand.send_ref("join-interview", json!({"interviewId": missing}), "j")
         .await;
     cand.expect_error_ref("INTERVIEW_NOT_FOUND", "j").await;

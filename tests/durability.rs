@@ -29,8 +29,11 @@ async fn kill9_and_restart_replays_identical_events_and_continues() {
     let mut model = ScriptModel::new(&iv.questions);
     start_turn(&mut cand, &mut model).await;
     answer_turn(&mut cand, &mut model, LONG_ANSWER).await;
-    cand.send("proctor-event", json!({"type": "tab-switch", "severity": "high"}))
-        .await;
+    cand.send(
+        "proctor-event",
+        json!({"type": "tab-switch", "severity": "high"}),
+    )
+    .await;
     rec.collect_until("trust-score-update").await;
     let seen = rec.events();
     let head = rec.last_seq;
@@ -67,7 +70,10 @@ async fn kill9_and_restart_replays_identical_events_and_continues() {
         assert!(
             matches!(
                 ty(e),
-                "interview-paused" | "interview-resumed" | "interview-interrupted" | "candidate-joined"
+                "interview-paused"
+                    | "interview-resumed"
+                    | "interview-interrupted"
+                    | "candidate-joined"
             ),
             "only recovery events may follow the old head before anyone acts: {e}"
         );
@@ -83,7 +89,9 @@ async fn kill9_and_restart_replays_identical_events_and_continues() {
     assert_prefix(&all, &seen, "replay after kill -9");
 
     // HTTP agrees.
-    let http = server.http_events(&iv.id, &recruiter_token(ORG), None).await;
+    let http = server
+        .http_events(&iv.id, &recruiter_token(ORG), None)
+        .await;
     assert_prefix(&http, &seen, "GET events after kill -9");
 
     // The candidate comes back and finishes.
@@ -120,7 +128,9 @@ async fn kill9_and_restart_replays_identical_events_and_continues() {
         "candidate after restart vs observer B",
     );
 
-    let final_http = server.http_events(&iv.id, &recruiter_token(ORG), None).await;
+    let final_http = server
+        .http_events(&iv.id, &recruiter_token(ORG), None)
+        .await;
     assert_same_events(&final_http, &b_all, "GET events at the end");
 }
 
@@ -140,7 +150,11 @@ async fn kill9_mid_stream_keeps_every_seen_event() {
         if ty(&f) == "ai-token" {
             tokens += 1;
         }
-        assert_ne!(ty(&f), "question", "the stream ended before the kill; slow it down");
+        assert_ne!(
+            ty(&f),
+            "question",
+            "the stream ended before the kill; slow it down"
+        );
     }
     server.kill9().await;
     let seen = rec.events();
@@ -154,7 +168,10 @@ async fn kill9_mid_stream_keeps_every_seen_event() {
     server.restart_same_db().await;
     let (mut b, st) = join_observer(&server, &iv, None, "observer after crash", Some(0)).await;
     let head = st["data"]["lastSeq"].as_u64().unwrap();
-    assert!(head >= seen_head, "events a client saw were lost: head {head} < {seen_head}");
+    assert!(
+        head >= seen_head,
+        "events a client saw were lost: head {head} < {seen_head}"
+    );
     let all = replay_to(&mut b, head).await;
     assert_contiguous(&all, "replay after a mid-stream crash");
     assert_prefix(&all, &seen, "observer's events after kill -9");
@@ -163,13 +180,20 @@ async fn kill9_mid_stream_keeps_every_seen_event() {
             .iter()
             .find(|s| seq_of(s) == seq_of(e))
             .unwrap_or_else(|| panic!("event the candidate saw is gone: {e}"));
-        assert_eq!(keys(&[stored.clone()]), keys(&[e.clone()]), "candidate's event");
+        assert_eq!(
+            keys(&[stored.clone()]),
+            keys(&[e.clone()]),
+            "candidate's event"
+        );
     }
 
     // New events get new seqs: a proctor event from the returning candidate.
     let (mut cand2, _) = join_candidate(&server, &iv, None).await;
     cand2
-        .send("proctor-event", json!({"type": "other", "severity": "low", "message": "after"}))
+        .send(
+            "proctor-event",
+            json!({"type": "other", "severity": "low", "message": "after"}),
+        )
         .await;
     let alert = b.collect_until("proctor-alert").await;
     let alert = alert.last().unwrap();

@@ -17,14 +17,18 @@ async fn invalid_messages_get_invalid_message_and_the_socket_stays_open() {
 
     cand.send_raw_text("this is not json").await;
     let e = cand.expect_error("INVALID_MESSAGE").await;
-    assert!(e.get("ref").is_none() || e["ref"].is_null(), "no ref to echo: {e}");
+    assert!(
+        e.get("ref").is_none() || e["ref"].is_null(),
+        "no ref to echo: {e}"
+    );
     cand.heartbeat_roundtrip("hb-1").await;
 
     cand.send_raw_text("[1,2,3]").await;
     cand.expect_error("INVALID_MESSAGE").await;
     cand.heartbeat_roundtrip("hb-2").await;
 
-    cand.send_json(json!({"data": {}, "ref": "r-no-type"})).await;
+    cand.send_json(json!({"data": {}, "ref": "r-no-type"}))
+        .await;
     cand.expect_error_ref("INVALID_MESSAGE", "r-no-type").await;
     cand.heartbeat_roundtrip("hb-3").await;
 
@@ -35,8 +39,12 @@ async fn invalid_messages_get_invalid_message_and_the_socket_stays_open() {
 
     // Role comes before state: a recruiter's command from an unjoined
     // candidate is INVALID_MESSAGE, not INVALID_STATE.
-    cand.send_ref("observe-interview", json!({"interviewId": iv.id}), "r-role-1")
-        .await;
+    cand.send_ref(
+        "observe-interview",
+        json!({"interviewId": iv.id}),
+        "r-role-1",
+    )
+    .await;
     cand.expect_error_ref("INVALID_MESSAGE", "r-role-1").await;
     cand.send_ref("stop-observing", json!({}), "r-role-2").await;
     cand.expect_error_ref("INVALID_MESSAGE", "r-role-2").await;
@@ -44,8 +52,12 @@ async fn invalid_messages_get_invalid_message_and_the_socket_stays_open() {
 
     // After joining, the same.
     cand.join(&iv.id, None).await;
-    cand.send_ref("observe-interview", json!({"interviewId": iv.id}), "r-role-3")
-        .await;
+    cand.send_ref(
+        "observe-interview",
+        json!({"interviewId": iv.id}),
+        "r-role-3",
+    )
+    .await;
     cand.expect_error_ref("INVALID_MESSAGE", "r-role-3").await;
     // Bad data for a known type.
     cand.send_ref(
@@ -72,7 +84,10 @@ async fn invalid_messages_get_invalid_message_and_the_socket_stays_open() {
         ("start-interview", json!({})),
         ("answer", json!({"text": "hello"})),
         ("join-interview", json!({"interviewId": iv.id})),
-        ("proctor-event", json!({"type": "tab-switch", "severity": "low"})),
+        (
+            "proctor-event",
+            json!({"type": "tab-switch", "severity": "low"}),
+        ),
         ("pause-interview", json!({})),
     ]
     .into_iter()
@@ -84,7 +99,8 @@ async fn invalid_messages_get_invalid_message_and_the_socket_stays_open() {
     }
     rec.heartbeat_roundtrip("hb-rec").await;
     rec.observe(&iv.id, None).await;
-    rec.send_ref("start-interview", json!({}), "rec-after").await;
+    rec.send_ref("start-interview", json!({}), "rec-after")
+        .await;
     rec.expect_error_ref("INVALID_MESSAGE", "rec-after").await;
     rec.heartbeat_roundtrip("hb-rec-2").await;
 }
@@ -100,9 +116,15 @@ async fn commands_before_join_get_invalid_state() {
     let commands: Vec<(&str, Value)> = vec![
         ("start-interview", json!({})),
         ("answer", json!({"text": LONG_ANSWER})),
-        ("audio-chunk", json!({"audioData": base64(&audio_bytes(32))})),
+        (
+            "audio-chunk",
+            json!({"audioData": base64(&audio_bytes(32))}),
+        ),
         ("response-complete", json!({"transcription": LONG_ANSWER})),
-        ("proctor-event", json!({"type": "tab-switch", "severity": "low"})),
+        (
+            "proctor-event",
+            json!({"type": "tab-switch", "severity": "low"}),
+        ),
         ("pause-interview", json!({})),
         ("resume-interview", json!({})),
         ("end-interview", json!({})),
@@ -144,9 +166,14 @@ async fn commands_the_state_does_not_allow_get_invalid_state() {
     assert_eq!(ready["data"]["status"], "CREATED", "{ready}");
     rec.expect_type("candidate-joined").await;
 
-    for (i, kind) in ["answer", "pause-interview", "resume-interview", "end-interview"]
-        .into_iter()
-        .enumerate()
+    for (i, kind) in [
+        "answer",
+        "pause-interview",
+        "resume-interview",
+        "end-interview",
+    ]
+    .into_iter()
+    .enumerate()
     {
         let r = format!("created-{i}");
         let data = if kind == "answer" {
@@ -169,14 +196,19 @@ async fn commands_the_state_does_not_allow_get_invalid_state() {
     start_turn(&mut cand, &mut model).await;
     cand.send_ref("start-interview", json!({}), "again").await;
     cand.expect_error_ref("INVALID_STATE", "again").await;
-    cand.send_ref("resume-interview", json!({}), "resume-active").await;
-    cand.expect_error_ref("INVALID_STATE", "resume-active").await;
+    cand.send_ref("resume-interview", json!({}), "resume-active")
+        .await;
+    cand.expect_error_ref("INVALID_STATE", "resume-active")
+        .await;
     cand.assert_no_frame_within(300).await;
 
     rec.collect_until("question").await;
     rec.assert_no_frame_within(200).await;
     let row = server.wait_for_status(&iv.id, "ACTIVE").await;
-    assert_eq!(row["lastSeq"], rec.last_seq, "a refused command logs nothing: {row}");
+    assert_eq!(
+        row["lastSeq"], rec.last_seq,
+        "a refused command logs nothing: {row}"
+    );
 
     // The interview goes on normally.
     answer_turn(&mut cand, &mut model, LONG_ANSWER).await;
@@ -221,7 +253,8 @@ async fn candidate_joining_a_completed_interview_gets_4003() {
     server.wait_for_status(&iv.id, "COMPLETED").await;
 
     for last_seq in [None, Some(0u64), Some(3)] {
-        let (mut again, _) = WsClient::connected(server.port, &iv.join_token, "late candidate").await;
+        let (mut again, _) =
+            WsClient::connected(server.port, &iv.join_token, "late candidate").await;
         let mut data = json!({"interviewId": iv.id});
         if let Some(s) = last_seq {
             data["lastSeq"] = json!(s);
@@ -280,10 +313,15 @@ async fn replies_have_no_seq_and_events_do() {
     let iv = server.create_interview().await;
     let mut cand = WsClient::connect(server.port, &iv.join_token).await;
     let first = cand.recv().await;
-    assert_eq!(ty(&first), "connected", "the first server frame is `connected`");
+    assert_eq!(
+        ty(&first),
+        "connected",
+        "the first server frame is `connected`"
+    );
     let ready = cand.join(&iv.id, None).await;
     assert!(ready.get("seq").is_none());
-    cand.send_ref("start-interview", json!({}), "start-ref").await;
+    cand.send_ref("start-interview", json!({}), "start-ref")
+        .await;
     let turn = cand.collect_until("question").await;
     for f in &turn {
         assert!(
@@ -329,7 +367,10 @@ async fn ai_unavailable_is_reported_and_the_interview_goes_on() {
         check_error(e, "AI_UNAVAILABLE");
     }
     let q = turn.last().unwrap();
-    assert_eq!(q["data"]["text"], iv.questions[0].0, "the interview goes on: {q}");
+    assert_eq!(
+        q["data"]["text"], iv.questions[0].0,
+        "the interview goes on: {q}"
+    );
     assert!(turn.iter().any(|f| ty(f) == "interview-started"));
 
     cand.send("answer", json!({"text": LONG_ANSWER})).await;
@@ -340,7 +381,9 @@ async fn ai_unavailable_is_reported_and_the_interview_goes_on() {
         .iter()
         .find(|f| ty(f) == "evaluation")
         .unwrap_or_else(|| panic!("the answer is still evaluated: {:?}", types(&turn)));
-    assert!(evaluation["data"]["score"].as_u64().is_some_and(|s| s <= 100));
+    assert!(evaluation["data"]["score"]
+        .as_u64()
+        .is_some_and(|s| s <= 100));
     assert_eq!(
         turn.last().unwrap()["data"]["text"],
         iv.questions[1].0,

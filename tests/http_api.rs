@@ -44,14 +44,17 @@ async fn create_and_read_an_interview() {
         {"text": "Q two?"}
     ]));
     b["candidateId"] = json!("cand-42");
-    let (status, v) = server.post("/v1/interviews", Some(&recruiter_token(ORG)), &b).await;
+    let (status, v) = server
+        .post("/v1/interviews", Some(&recruiter_token(ORG)), &b)
+        .await;
     assert_eq!(status, 201, "{v}");
     let id = v["id"].as_str().expect("id").to_string();
     assert!(!id.is_empty());
     assert_eq!(v["status"], "PENDING");
     let ws_url = v["wsUrl"].as_str().expect("wsUrl");
     assert!(
-        (ws_url.starts_with("ws://") || ws_url.starts_with("wss://")) && ws_url.contains("/interview"),
+        (ws_url.starts_with("ws://") || ws_url.starts_with("wss://"))
+            && ws_url.contains("/interview"),
         "wsUrl: {ws_url}"
     );
     let claims = verify_token(v["joinToken"].as_str().expect("joinToken"));
@@ -78,7 +81,11 @@ async fn create_and_read_an_interview() {
 
     // Without candidateId: a generated one, the same in the token and the row.
     let (status, v) = server
-        .post("/v1/interviews", Some(&recruiter_token(ORG)), &body(json!([{"text": "Q?"}])))
+        .post(
+            "/v1/interviews",
+            Some(&recruiter_token(ORG)),
+            &body(json!([{"text": "Q?"}])),
+        )
         .await;
     assert_eq!(status, 201, "{v}");
     let claims = verify_token(v["joinToken"].as_str().unwrap());
@@ -88,13 +95,17 @@ async fn create_and_read_an_interview() {
     assert_eq!(row["candidateId"], sub);
 
     // The join token works on the socket.
-    let (mut ws, hello) = WsClient::connected(server.port, v["joinToken"].as_str().unwrap(), "candidate").await;
+    let (mut ws, hello) =
+        WsClient::connected(server.port, v["joinToken"].as_str().unwrap(), "candidate").await;
     assert_eq!(hello["userId"], sub);
     ws.join(v["id"].as_str().unwrap(), None).await;
 
     // Its candidate may read it too.
     let (status, own) = server
-        .get(&format!("/v1/interviews/{}", v["id"].as_str().unwrap()), Some(v["joinToken"].as_str().unwrap()))
+        .get(
+            &format!("/v1/interviews/{}", v["id"].as_str().unwrap()),
+            Some(v["joinToken"].as_str().unwrap()),
+        )
         .await;
     assert_eq!(status, 200, "{own}");
 }
@@ -114,8 +125,14 @@ async fn invalid_bodies_are_400() {
         ("no title", no_title.to_string()),
         ("no questions field", no_questions.to_string()),
         ("empty questions", body(json!([])).to_string()),
-        ("question without text", body(json!([{"type": "TECHNICAL"}])).to_string()),
-        ("question with empty text", body(json!([{"text": ""}])).to_string()),
+        (
+            "question without text",
+            body(json!([{"type": "TECHNICAL"}])).to_string(),
+        ),
+        (
+            "question with empty text",
+            body(json!([{"text": ""}])).to_string(),
+        ),
         ("questions not an array", body(json!("Q?")).to_string()),
         ("not JSON", "{not json".to_string()),
     ];
@@ -125,7 +142,11 @@ async fn invalid_bodies_are_400() {
     }
     // An admin must name the organisation.
     let (status, v) = server
-        .post("/v1/interviews", Some(&admin_token()), &body(json!([{"text": "Q?"}])))
+        .post(
+            "/v1/interviews",
+            Some(&admin_token()),
+            &body(json!([{"text": "Q?"}])),
+        )
         .await;
     assert_json_error(status, &v, 400, None, "admin without orgId");
 }
@@ -138,7 +159,8 @@ async fn credentials_and_access_rules() {
     let create = body(json!([{"text": "Q?"}]));
 
     // 401: none, garbage, expired, wrong key, alg none.
-    let expired = sign(&json!({"sub": "r", "role": "recruiter", "orgId": ORG, "exp": now_secs() - 3600}));
+    let expired =
+        sign(&json!({"sub": "r", "role": "recruiter", "orgId": ORG, "exp": now_secs() - 3600}));
     let wrong_key = sign_with(
         jsonwebtoken::Algorithm::HS256,
         "another-key-entirely",
@@ -149,7 +171,12 @@ async fn credentials_and_access_rules() {
     assert_json_error(s, &v, 401, Some("UNAUTHORIZED"), "POST without a token");
     let (s, v) = server.get(&path, None).await;
     assert_json_error(s, &v, 401, Some("UNAUTHORIZED"), "GET without a token");
-    for (what, t) in [("garbage", "garbage".to_string()), ("expired", expired), ("wrong key", wrong_key), ("alg none", none)] {
+    for (what, t) in [
+        ("garbage", "garbage".to_string()),
+        ("expired", expired),
+        ("wrong key", wrong_key),
+        ("alg none", none),
+    ] {
         let (s, v) = server.get(&path, Some(&t)).await;
         assert_json_error(s, &v, 401, Some("UNAUTHORIZED"), what);
         let (s, v) = server.post("/v1/interviews", Some(&t), &create).await;
@@ -158,25 +185,56 @@ async fn credentials_and_access_rules() {
 
     // 403: a candidate cannot create; other org cannot read; a candidate of
     // another interview cannot read.
-    let (s, v) = server.post("/v1/interviews", Some(&iv.join_token), &create).await;
+    let (s, v) = server
+        .post("/v1/interviews", Some(&iv.join_token), &create)
+        .await;
     assert_json_error(s, &v, 403, Some("ACCESS_DENIED"), "candidate creating");
     let (s, v) = server.get(&path, Some(&recruiter_token(OTHER_ORG))).await;
     assert_json_error(s, &v, 403, Some("ACCESS_DENIED"), "other org reading");
     let other = server.create_interview().await;
     let (s, v) = server.get(&path, Some(&other.join_token)).await;
-    assert_json_error(s, &v, 403, Some("ACCESS_DENIED"), "other interview's candidate reading");
+    assert_json_error(
+        s,
+        &v,
+        403,
+        Some("ACCESS_DENIED"),
+        "other interview's candidate reading",
+    );
     let (s, v) = server
-        .get(&format!("{path}/events?after=0"), Some(&recruiter_token(OTHER_ORG)))
+        .get(
+            &format!("{path}/events?after=0"),
+            Some(&recruiter_token(OTHER_ORG)),
+        )
         .await;
-    assert_json_error(s, &v, 403, Some("ACCESS_DENIED"), "other org reading events");
+    assert_json_error(
+        s,
+        &v,
+        403,
+        Some("ACCESS_DENIED"),
+        "other org reading events",
+    );
 
     // 404.
-    let (s, v) = server.get("/v1/interviews/no-such-interview", Some(&recruiter_token(ORG))).await;
+    let (s, v) = server
+        .get(
+            "/v1/interviews/no-such-interview",
+            Some(&recruiter_token(ORG)),
+        )
+        .await;
     assert_json_error(s, &v, 404, Some("INTERVIEW_NOT_FOUND"), "unknown interview");
     let (s, v) = server
-        .get("/v1/interviews/no-such-interview/events?after=0", Some(&admin_token()))
+        .get(
+            "/v1/interviews/no-such-interview/events?after=0",
+            Some(&admin_token()),
+        )
         .await;
-    assert_json_error(s, &v, 404, Some("INTERVIEW_NOT_FOUND"), "unknown interview's events");
+    assert_json_error(
+        s,
+        &v,
+        404,
+        Some("INTERVIEW_NOT_FOUND"),
+        "unknown interview's events",
+    );
 
     // 200 for its org, an admin, its candidate.
     assert_eq!(server.get(&path, Some(&recruiter_token(ORG))).await.0, 200);
@@ -186,7 +244,9 @@ async fn credentials_and_access_rules() {
     // An admin creates in the organisation it names.
     let mut b = create.clone();
     b["orgId"] = json!("org-9");
-    let (s, v) = server.post("/v1/interviews", Some(&admin_token()), &b).await;
+    let (s, v) = server
+        .post("/v1/interviews", Some(&admin_token()), &b)
+        .await;
     assert_eq!(s, 201, "{v}");
     let p9 = format!("/v1/interviews/{}", v["id"].as_str().unwrap());
     let (s, row) = server.get(&p9, Some(&recruiter_token("org-9"))).await;
@@ -206,15 +266,20 @@ async fn events_endpoint_follows_the_log_and_hides_observer_events_from_candidat
     let (mut cand, _) = join_candidate(&server, &iv, None).await;
     let mut model = ScriptModel::new(&iv.questions);
     start_turn(&mut cand, &mut model).await;
-    cand.send("proctor-event", json!({"type": "copy-paste", "severity": "high", "message": "pasted"}))
-        .await;
+    cand.send(
+        "proctor-event",
+        json!({"type": "copy-paste", "severity": "high", "message": "pasted"}),
+    )
+    .await;
     answer_turn(&mut cand, &mut model, LONG_ANSWER).await;
     rec.collect_until_seq(cand.last_seq).await;
     rec.assert_no_frame_within(200).await;
     let log = rec.events();
     assert!(log.iter().any(is_observer_only));
 
-    let all = server.http_events(&iv.id, &recruiter_token(ORG), None).await;
+    let all = server
+        .http_events(&iv.id, &recruiter_token(ORG), None)
+        .await;
     assert_same_events(&all, &log, "GET events as the recruiter");
     for e in &all {
         assert_rfc3339_utc(&e["ts"], "event ts");
@@ -222,10 +287,15 @@ async fn events_endpoint_follows_the_log_and_hides_observer_events_from_candidat
     let admin = server.http_events(&iv.id, &admin_token(), None).await;
     assert_same_events(&admin, &log, "GET events as an admin");
 
-    let paged = server.http_events(&iv.id, &recruiter_token(ORG), Some(3)).await;
+    let paged = server
+        .http_events(&iv.id, &recruiter_token(ORG), Some(3))
+        .await;
     assert_same_events(&paged, &log, "GET events 3 at a time");
     let (s, first) = server
-        .get(&format!("/v1/interviews/{}/events?after=0&limit=3", iv.id), Some(&recruiter_token(ORG)))
+        .get(
+            &format!("/v1/interviews/{}/events?after=0&limit=3", iv.id),
+            Some(&recruiter_token(ORG)),
+        )
         .await;
     assert_eq!(s, 200);
     assert_same_events(first["events"].as_array().unwrap(), &log[..3], "first page");
@@ -233,17 +303,27 @@ async fn events_endpoint_follows_the_log_and_hides_observer_events_from_candidat
 
     let after = 5u64;
     let (s, tail) = server
-        .get(&format!("/v1/interviews/{}/events?after={after}", iv.id), Some(&recruiter_token(ORG)))
+        .get(
+            &format!("/v1/interviews/{}/events?after={after}", iv.id),
+            Some(&recruiter_token(ORG)),
+        )
         .await;
     assert_eq!(s, 200);
     let expected: Vec<Value> = log.iter().filter(|e| seq_of(e) > after).cloned().collect();
     assert_same_events(tail["events"].as_array().unwrap(), &expected, "after=5");
 
     let mine = server.http_events(&iv.id, &iv.join_token, None).await;
-    assert_same_events(&mine, &candidate_visible(&log), "GET events as the candidate");
+    assert_same_events(
+        &mine,
+        &candidate_visible(&log),
+        "GET events as the candidate",
+    );
 
     let (s, t) = server
-        .get(&format!("/v1/interviews/{}/transcript", iv.id), Some(&recruiter_token(ORG)))
+        .get(
+            &format!("/v1/interviews/{}/transcript", iv.id),
+            Some(&recruiter_token(ORG)),
+        )
         .await;
     assert_eq!(s, 200, "{t}");
     let entries: Vec<(String, String, u64)> = t["entries"]

@@ -21,10 +21,16 @@ async fn happy_path_with_two_observers_to_completion() {
     // Observers first: the interview has no log yet.
     let (mut rec, rec_start) = join_observer(&server, &iv, None, "recruiter", None).await;
     let d = &rec_start["data"];
-    assert_eq!(d["interview"]["status"], "CREATED", "observing spawns the session: {d}");
+    assert_eq!(
+        d["interview"]["status"], "CREATED",
+        "observing spawns the session: {d}"
+    );
     assert_eq!(d["session"]["state"], "created", "{d}");
     assert_eq!(d["session"]["candidateConnected"], false, "{d}");
-    assert_eq!(d["session"]["trustScore"], 100, "the trust score starts at 100: {d}");
+    assert_eq!(
+        d["session"]["trustScore"], 100,
+        "the trust score starts at 100: {d}"
+    );
     assert_eq!(d["session"]["progress"]["totalQuestions"], n, "{d}");
     assert_eq!(d["session"]["progress"]["answered"], 0, "{d}");
     assert_eq!(d["transcript"], json!([]), "{d}");
@@ -83,8 +89,16 @@ async fn happy_path_with_two_observers_to_completion() {
     for obs in [&mut rec, &mut adm] {
         obs.collect_until("interview-completed").await;
     }
-    assert_eq!(cand.expect_close(STEP).await, 1000, "candidate closed normally");
-    assert_eq!(rec.expect_close(STEP).await, 1000, "recruiter closed normally");
+    assert_eq!(
+        cand.expect_close(STEP).await,
+        1000,
+        "candidate closed normally"
+    );
+    assert_eq!(
+        rec.expect_close(STEP).await,
+        1000,
+        "recruiter closed normally"
+    );
     assert_eq!(adm.expect_close(STEP).await, 1000, "admin closed normally");
 
     // Observers: every event, from seq 1, no gaps; both the same.
@@ -163,7 +177,9 @@ async fn snapshots_mid_interview_match_the_log() {
     assert_eq!(d["session"]["candidateConnected"], true);
     assert_eq!(
         d["session"]["observers"].as_u64(),
-        rec_start["data"]["session"]["observers"].as_u64().map(|o| o + 1)
+        rec_start["data"]["session"]["observers"]
+            .as_u64()
+            .map(|o| o + 1)
     );
     assert_eq!(d["session"]["trustScore"], 100);
     assert_eq!(
@@ -192,7 +208,10 @@ async fn snapshots_mid_interview_match_the_log() {
     );
     assert_eq!(r["currentQuestion"]["followUp"], true);
     assert_eq!(r["progress"], last_progress(&log).unwrap());
-    assert_eq!(transcript_of(&r["transcript"]), transcript_from_events(&log));
+    assert_eq!(
+        transcript_of(&r["transcript"]),
+        transcript_from_events(&log)
+    );
     let after = rec.collect_quiet(Duration::from_millis(300)).await;
     assert!(
         after.iter().all(is_observer_only),
@@ -220,7 +239,12 @@ async fn completed_interview_is_observed_not_live() {
     let (mut rec, _) = join_observer(&server, &iv, None, "recruiter", None).await;
     let (mut cand, _) = join_candidate(&server, &iv, None).await;
     let mut model = ScriptModel::new(&iv.questions);
-    start_and_answer_all(&mut cand, &mut model, &[LONG_ANSWER, LONG_ANSWER_2, LONG_ANSWER_3]).await;
+    start_and_answer_all(
+        &mut cand,
+        &mut model,
+        &[LONG_ANSWER, LONG_ANSWER_2, LONG_ANSWER_3],
+    )
+    .await;
     assert!(model.completed.is_some());
     rec.collect_until("interview-completed").await;
     assert_eq!(rec.expect_close(STEP).await, 1000);
@@ -234,7 +258,10 @@ async fn completed_interview_is_observed_not_live() {
     assert_eq!(d["session"]["state"], "completed", "{d}");
     assert_eq!(d["session"]["isActive"], false, "{d}");
     assert_eq!(d["lastSeq"], head, "{d}");
-    assert_eq!(transcript_of(&d["transcript"]), transcript_from_events(&log));
+    assert_eq!(
+        transcript_of(&d["transcript"]),
+        transcript_from_events(&log)
+    );
     assert_eq!(d["session"]["progress"], last_progress(&log).unwrap());
     expect_nothing_more(&mut obs).await;
 
@@ -273,8 +300,11 @@ async fn response_complete_answers_with_the_transcription() {
     let mut model = ScriptModel::new(&iv.questions);
     start_turn(&mut cand, &mut model).await;
 
-    cand.send("audio-chunk", json!({"audioData": base64(&audio_bytes(300))}))
-        .await;
+    cand.send(
+        "audio-chunk",
+        json!({"audioData": base64(&audio_bytes(300))}),
+    )
+    .await;
     cand.send_binary(audio_bytes(300)).await;
     cand.assert_no_frame_within(200).await;
     cand.send("response-complete", json!({"transcription": LONG_ANSWER}))

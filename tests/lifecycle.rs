@@ -99,8 +99,12 @@ async fn end_interview_by_a_recruiter_while_paused() {
     rec.collect_until("interview-paused").await;
     adm.collect_until("interview-paused").await;
 
-    rec.send_ref("end-interview", json!({"reason": "candidate no-show"}), "end")
-        .await;
+    rec.send_ref(
+        "end-interview",
+        json!({"reason": "candidate no-show"}),
+        "end",
+    )
+    .await;
     let done = cand.expect_type("interview-completed").await;
     let s = &done["data"]["summary"];
     assert_eq!(s["overallScore"], Value::Null, "nothing answered: {s}");
@@ -141,7 +145,8 @@ async fn end_interview_by_an_admin_while_active() {
 /// INVALID_STATE + 4003; observing shows isLive false.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_created_interview_expires() {
-    let server = TestServer::start(&[("SESSION_TTL_SECS", "1"), ("HEARTBEAT_INTERVAL_MS", "500")]).await;
+    let server =
+        TestServer::start(&[("SESSION_TTL_SECS", "1"), ("HEARTBEAT_INTERVAL_MS", "500")]).await;
     let iv = server.create_interview().await;
     let (mut rec, _) = join_observer(&server, &iv, None, "recruiter", None).await;
     let (mut cand, _) = join_candidate(&server, &iv, None).await;
@@ -151,19 +156,27 @@ async fn idle_created_interview_expires() {
 /// A paused interview left idle past SESSION_TTL_SECS expires too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_paused_interview_expires() {
-    let server = TestServer::start(&[("SESSION_TTL_SECS", "1"), ("HEARTBEAT_INTERVAL_MS", "500")]).await;
+    let server =
+        TestServer::start(&[("SESSION_TTL_SECS", "1"), ("HEARTBEAT_INTERVAL_MS", "500")]).await;
     let iv = server.create_interview().await;
     let (mut rec, _) = join_observer(&server, &iv, None, "recruiter", None).await;
     let (mut cand, _) = join_candidate(&server, &iv, None).await;
     let mut model = ScriptModel::new(&iv.questions);
     start_turn(&mut cand, &mut model).await;
     cand.send("pause-interview", json!({})).await;
-    let seen = cand.collect_until_any(&["interview-paused", "interview-expired"]).await;
+    let seen = cand
+        .collect_until_any(&["interview-paused", "interview-expired"])
+        .await;
     assert_eq!(ty(seen.last().unwrap()), "interview-paused");
     expect_expiry(&server, &iv, &mut cand, &mut rec).await;
 }
 
-async fn expect_expiry(server: &TestServer, iv: &Interview, cand: &mut WsClient, rec: &mut WsClient) {
+async fn expect_expiry(
+    server: &TestServer,
+    iv: &Interview,
+    cand: &mut WsClient,
+    rec: &mut WsClient,
+) {
     // Read both sockets at once, so that both keep answering pings.
     let (expired, seen) = tokio::join!(
         cand.collect_until("interview-expired"),

@@ -51,7 +51,9 @@ async fn frame_over_one_mib_closes_with_1009() {
     // The server may close while we are still writing; the close code is
     // what matters.
     let _ = cand
-        .try_send(tokio_tungstenite::tungstenite::Message::text(huge.to_string()))
+        .try_send(tokio_tungstenite::tungstenite::Message::text(
+            huge.to_string(),
+        ))
         .await;
     let (code, _) = cand.expect_close_after_frames(STEP).await;
     assert_eq!(code, 1009, "a frame over 1 MiB closes with 1009");
@@ -61,7 +63,8 @@ async fn frame_over_one_mib_closes_with_1009() {
 /// over MAX_AUDIO_BYTES: PAYLOAD_TOO_LARGE; chunks under it get no reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_over_max_audio_bytes_is_payload_too_large() {
-    let server = TestServer::start(&[("MAX_FRAME_BYTES", "4096"), ("MAX_AUDIO_BYTES", "4000")]).await;
+    let server =
+        TestServer::start(&[("MAX_FRAME_BYTES", "4096"), ("MAX_AUDIO_BYTES", "4000")]).await;
     let iv = server.create_interview().await;
     let (mut cand, _) = join_candidate(&server, &iv, None).await;
     let mut model = ScriptModel::new(&iv.questions);
@@ -97,7 +100,8 @@ async fn rate_limit_drops_frames_with_one_error_per_second() {
 
     // 30 heartbeats at once.
     for i in 0..30 {
-        cand.send_ref("heartbeat", json!({}), &format!("b{i}")).await;
+        cand.send_ref("heartbeat", json!({}), &format!("b{i}"))
+            .await;
     }
     let mut acks = Vec::new();
     let mut errors = Vec::new();
@@ -136,9 +140,11 @@ async fn rate_limit_drops_frames_with_one_error_per_second() {
     // Sustained 20/s against 5/s for 3 s: never more than one error a second,
     // never closed (that takes 10 s over the rate).
     let flood = cand
-        .flood(Duration::from_millis(50), Duration::from_secs(3), |i| {
-            json!({"type": "heartbeat", "ref": format!("f{i}"), "data": {}})
-        })
+        .flood(
+            Duration::from_millis(50),
+            Duration::from_secs(3),
+            |i| json!({"type": "heartbeat", "ref": format!("f{i}"), "data": {}}),
+        )
         .await;
     assert!(flood.close.is_none(), "closed too early: {:?}", flood.close);
     let errs = flood.errors("RATE_LIMITED");
@@ -159,7 +165,10 @@ async fn rate_limit_drops_frames_with_one_error_per_second() {
         flood.count("heartbeat-ack") < flood.sent,
         "frames over the rate are dropped"
     );
-    assert!(flood.count("heartbeat-ack") >= 10, "the rate is still served");
+    assert!(
+        flood.count("heartbeat-ack") >= 10,
+        "the rate is still served"
+    );
 }
 
 /// A client still over the rate after 10 s is closed with 1008.
@@ -169,13 +178,18 @@ async fn sustained_flood_is_closed_with_1008() {
     let iv = server.create_interview().await;
     let (mut cand, _) = WsClient::connected(server.port, &iv.join_token, "candidate").await;
     let flood = cand
-        .flood(Duration::from_millis(50), Duration::from_secs(16), |i| {
-            json!({"type": "heartbeat", "ref": format!("f{i}"), "data": {}})
-        })
+        .flood(
+            Duration::from_millis(50),
+            Duration::from_secs(16),
+            |i| json!({"type": "heartbeat", "ref": format!("f{i}"), "data": {}}),
+        )
         .await;
-    let (code, at) = flood
-        .close
-        .unwrap_or_else(|| panic!("still open after 16 s over the rate ({} frames sent)", flood.sent));
+    let (code, at) = flood.close.unwrap_or_else(|| {
+        panic!(
+            "still open after 16 s over the rate ({} frames sent)",
+            flood.sent
+        )
+    });
     assert_eq!(code, 1008, "policy close");
     assert!(
         at >= Duration::from_secs(5),
@@ -265,7 +279,8 @@ async fn live_clients_stay_open_past_two_intervals() {
     talker.heartbeat_roundtrip("alive").await;
 
     // Pongs count as heard: only read (tokio-tungstenite answers pings).
-    let (mut listener, _) = WsClient::connected(server.port, &recruiter_token(ORG), "listener").await;
+    let (mut listener, _) =
+        WsClient::connected(server.port, &recruiter_token(ORG), "listener").await;
     listener.assert_no_frame_within(1500).await;
     listener.heartbeat_roundtrip("alive").await;
 }

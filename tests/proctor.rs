@@ -49,7 +49,10 @@ async fn observers_get_alerts_and_trust_score_candidate_gets_neither() {
             let score = update["data"]["trustScore"]
                 .as_u64()
                 .unwrap_or_else(|| panic!("trustScore: {update}"));
-            assert!(score <= previous, "the trust score never rises: {score} after {previous}");
+            assert!(
+                score <= previous,
+                "the trust score never rises: {score} after {previous}"
+            );
             assert!(score <= 100);
             scores.push(score);
         }
@@ -58,8 +61,19 @@ async fn observers_get_alerts_and_trust_score_candidate_gets_neither() {
     }
 
     // created
-    let s1 = proctor(&mut cand, [&mut rec, &mut adm], "tab-switch", "high", "left the tab", 100).await;
-    assert!(s1 < 100, "a high-severity event lowers the score from 100, got {s1}");
+    let s1 = proctor(
+        &mut cand,
+        [&mut rec, &mut adm],
+        "tab-switch",
+        "high",
+        "left the tab",
+        100,
+    )
+    .await;
+    assert!(
+        s1 < 100,
+        "a high-severity event lowers the score from 100, got {s1}"
+    );
     cand.assert_no_frame_within(300).await;
 
     // active
@@ -68,8 +82,24 @@ async fn observers_get_alerts_and_trust_score_candidate_gets_neither() {
     for obs in [&mut rec, &mut adm] {
         obs.collect_until("question").await;
     }
-    let s2 = proctor(&mut cand, [&mut rec, &mut adm], "multiple-voices", "medium", "two voices", s1).await;
-    let s3 = proctor(&mut cand, [&mut rec, &mut adm], "face-detection", "low", "no face", s2).await;
+    let s2 = proctor(
+        &mut cand,
+        [&mut rec, &mut adm],
+        "multiple-voices",
+        "medium",
+        "two voices",
+        s1,
+    )
+    .await;
+    let s3 = proctor(
+        &mut cand,
+        [&mut rec, &mut adm],
+        "face-detection",
+        "low",
+        "no face",
+        s2,
+    )
+    .await;
 
     // paused
     cand.send("pause-interview", json!({})).await;
@@ -77,7 +107,15 @@ async fn observers_get_alerts_and_trust_score_candidate_gets_neither() {
     for obs in [&mut rec, &mut adm] {
         obs.expect_type("interview-paused").await;
     }
-    let s4 = proctor(&mut cand, [&mut rec, &mut adm], "fullscreen-exit", "high", "left fullscreen", s3).await;
+    let s4 = proctor(
+        &mut cand,
+        [&mut rec, &mut adm],
+        "fullscreen-exit",
+        "high",
+        "left fullscreen",
+        s3,
+    )
+    .await;
     cand.assert_no_frame_within(300).await;
 
     // The candidate's log skips exactly the observer-only entries.
@@ -93,11 +131,19 @@ async fn observers_get_alerts_and_trust_score_candidate_gets_neither() {
     assert_eq!(st["data"]["session"]["trustScore"], s4);
 
     // Invalid severity or type: INVALID_MESSAGE, and nothing reaches observers.
-    cand.send_ref("proctor-event", json!({"type": "tab-switch", "severity": "catastrophic"}), "bad-sev")
-        .await;
+    cand.send_ref(
+        "proctor-event",
+        json!({"type": "tab-switch", "severity": "catastrophic"}),
+        "bad-sev",
+    )
+    .await;
     cand.expect_error_ref("INVALID_MESSAGE", "bad-sev").await;
-    cand.send_ref("proctor-event", json!({"type": "mind-reading", "severity": "low"}), "bad-type")
-        .await;
+    cand.send_ref(
+        "proctor-event",
+        json!({"type": "mind-reading", "severity": "low"}),
+        "bad-type",
+    )
+    .await;
     cand.expect_error_ref("INVALID_MESSAGE", "bad-type").await;
     cand.send_ref("proctor-event", json!({"severity": "low"}), "no-type")
         .await;
@@ -109,14 +155,22 @@ async fn observers_get_alerts_and_trust_score_candidate_gets_neither() {
 /// goes below (nor above 100).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trust_score_stays_within_0_and_100_and_reaches_0() {
-    let server = TestServer::start(&[("RATE_LIMIT_PER_SEC", "1000"), ("RATE_LIMIT_BURST", "1000")]).await;
+    let server =
+        TestServer::start(&[("RATE_LIMIT_PER_SEC", "1000"), ("RATE_LIMIT_BURST", "1000")]).await;
     let iv = server.create_interview().await;
     let (mut rec, _) = join_observer(&server, &iv, None, "recruiter", None).await;
     let (mut cand, _) = join_candidate(&server, &iv, None).await;
     let mut model = ScriptModel::new(&iv.questions);
     start_turn(&mut cand, &mut model).await;
 
-    let kinds = ["tab-switch", "multiple-voices", "copy-paste", "fullscreen-exit", "face-detection", "other"];
+    let kinds = [
+        "tab-switch",
+        "multiple-voices",
+        "copy-paste",
+        "fullscreen-exit",
+        "face-detection",
+        "other",
+    ];
     let total = 120;
     for i in 0..total {
         cand.send(
@@ -129,7 +183,11 @@ async fn trust_score_stays_within_0_and_100_and_reaches_0() {
     let mut frames = Vec::new();
     let deadline = tokio::time::Instant::now() + TURN;
     loop {
-        let alerts = rec.frames.iter().filter(|f| ty(f) == "proctor-alert").count();
+        let alerts = rec
+            .frames
+            .iter()
+            .filter(|f| ty(f) == "proctor-alert")
+            .count();
         if alerts >= total {
             frames.extend(rec.collect_quiet(Duration::from_millis(500)).await);
             break;
@@ -142,10 +200,18 @@ async fn trust_score_stays_within_0_and_100_and_reaches_0() {
             frames.push(f);
         }
     }
-    let alerts: Vec<&Value> = rec.frames.iter().filter(|f| ty(f) == "proctor-alert").collect();
+    let alerts: Vec<&Value> = rec
+        .frames
+        .iter()
+        .filter(|f| ty(f) == "proctor-alert")
+        .collect();
     assert_eq!(alerts.len(), total, "one alert per event");
     for (i, a) in alerts.iter().enumerate() {
-        assert_eq!(a["data"]["type"], kinds[i % kinds.len()], "alerts in order: {a}");
+        assert_eq!(
+            a["data"]["type"],
+            kinds[i % kinds.len()],
+            "alerts in order: {a}"
+        );
         assert_eq!(a["data"]["message"], format!("event {i}"), "{a}");
     }
     let scores: Vec<u64> = rec
@@ -163,7 +229,11 @@ async fn trust_score_stays_within_0_and_100_and_reaches_0() {
     for pair in scores.windows(2) {
         assert!(pair[1] <= pair[0], "the score never rises: {scores:?}");
     }
-    assert_eq!(*scores.last().unwrap(), 0, "{total} high-severity events reach 0: {scores:?}");
+    assert_eq!(
+        *scores.last().unwrap(),
+        0,
+        "{total} high-severity events reach 0: {scores:?}"
+    );
     assert!(scores[0] < 100);
     assert_contiguous(&rec.events(), "observer");
 

@@ -54,7 +54,11 @@ async fn candidate_drop_and_rejoin_replays_exactly_the_missed_events() {
         .into_iter()
         .filter(|e| seq_of(e) > first_end)
         .collect();
-    assert_same_events(&got, &expected, "replay after rejoin, then interview-resumed");
+    assert_same_events(
+        &got,
+        &expected,
+        "replay after rejoin, then interview-resumed",
+    );
     assert!(
         got.iter()
             .any(|e| ty(e) == "interview-paused" && e["data"]["reason"] == "disconnect"),
@@ -85,15 +89,17 @@ async fn observer_reconnect_replays_exactly_the_missed_events() {
     drop(flaky);
 
     // Things happen while it is away, observer-only ones included.
-    cand.send("proctor-event", json!({"type": "copy-paste", "severity": "medium"}))
-        .await;
+    cand.send(
+        "proctor-event",
+        json!({"type": "copy-paste", "severity": "medium"}),
+    )
+    .await;
     answer_turn(&mut cand, &mut model, SHORT_ANSWER).await;
     rec.collect_until_seq(cand.last_seq).await;
     rec.assert_no_frame_within(300).await;
     let head = rec.last_seq;
 
-    let (mut back, st) =
-        join_observer(&server, &iv, None, "observer back", Some(flaky_last)).await;
+    let (mut back, st) = join_observer(&server, &iv, None, "observer back", Some(flaky_last)).await;
     assert_eq!(st["data"]["lastSeq"], head, "lastSeq is the head");
     assert_eq!(st["data"]["recovered"], true);
     let replay = back.collect_until_seq(head).await;
@@ -110,8 +116,16 @@ async fn observer_reconnect_replays_exactly_the_missed_events() {
     answer_turn(&mut cand, &mut model, LONG_ANSWER).await;
     rec.collect_until_seq(cand.last_seq).await;
     back.collect_until_seq(cand.last_seq).await;
-    let live: Vec<_> = back.events().into_iter().filter(|e| seq_of(e) > head).collect();
-    let expected: Vec<_> = rec.events().into_iter().filter(|e| seq_of(e) > head).collect();
+    let live: Vec<_> = back
+        .events()
+        .into_iter()
+        .filter(|e| seq_of(e) > head)
+        .collect();
+    let expected: Vec<_> = rec
+        .events()
+        .into_iter()
+        .filter(|e| seq_of(e) > head)
+        .collect();
     assert_same_events(&live, &expected, "live after replay");
     assert_contiguous(&back.events(), "replay then live");
 }
@@ -148,7 +162,10 @@ async fn last_seq_at_or_beyond_the_head() {
     // The candidate, on a new connection (replacing the old one).
     let (mut cand2, ready) = join_candidate(&server, &iv, Some(head + 1000)).await;
     assert_eq!(ready["data"]["recovered"], false);
-    assert_eq!(ready["data"]["currentQuestion"], last_question(&rec.events()).unwrap());
+    assert_eq!(
+        ready["data"]["currentQuestion"],
+        last_question(&rec.events()).unwrap()
+    );
     let (code, _) = cand.expect_close_after_frames(STEP).await;
     assert_eq!(code, 4005);
     cand2.assert_no_frame_within(300).await;
@@ -157,7 +174,11 @@ async fn last_seq_at_or_beyond_the_head() {
     answer_turn(&mut cand2, &mut model, LONG_ANSWER).await;
     beyond.collect_until_seq(cand2.last_seq).await;
     at_head.collect_until_seq(cand2.last_seq).await;
-    assert_same_events(&beyond.events(), &at_head.events(), "live after recovered:false");
+    assert_same_events(
+        &beyond.events(),
+        &at_head.events(),
+        "live after recovered:false",
+    );
 }
 
 /// A pause the candidate asked for: interview-paused {reason: candidate}; it
@@ -200,7 +221,9 @@ async fn candidate_pause_stays_until_resume_even_across_rejoin() {
         "a candidate pause is not ended by a rejoin: {:?}",
         types(&extra)
     );
-    cand2.send_ref("answer", json!({"text": LONG_ANSWER}), "still").await;
+    cand2
+        .send_ref("answer", json!({"text": LONG_ANSWER}), "still")
+        .await;
     cand2.expect_error_ref("INVALID_STATE", "still").await;
     server.wait_for_status(&iv.id, "PAUSED").await;
 
@@ -208,7 +231,10 @@ async fn candidate_pause_stays_until_resume_even_across_rejoin() {
     cand2.expect_type("interview-resumed").await;
     rec.collect_until("interview-resumed").await;
     let row = server.wait_for_status(&iv.id, "ACTIVE").await;
-    assert_eq!(row["startedAt"], started_at, "startedAt is set on the first start only");
+    assert_eq!(
+        row["startedAt"], started_at,
+        "startedAt is set on the first start only"
+    );
 
     answer_turn(&mut cand2, &mut model, LONG_ANSWER).await;
     rec.collect_until_seq(cand2.last_seq).await;

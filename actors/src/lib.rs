@@ -10,6 +10,7 @@ pub mod llm_stream;
 pub mod ports;
 pub mod projection;
 pub mod protocol;
+pub mod rooms;
 pub mod session;
 pub mod settings;
 pub mod socket;

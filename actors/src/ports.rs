@@ -97,6 +97,9 @@ pub struct InterviewRow {
     pub trust_score: u8,
     pub summary: Option<Summary>,
     pub last_seq: u64,
+    /// When the current status began (`None` before the first event); the
+    /// expiry sweep reads it.
+    pub status_since: Option<DateTime<Utc>>,
 }
 
 /// Raw audio of one answer, kept with the interview.
@@ -140,6 +143,14 @@ pub trait EventStore: Send + Sync + 'static {
     /// Writes one batch in one transaction. A batch with no events still
     /// updates the row (e.g. `PENDING` to `CREATED`).
     fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>>;
+
+    /// Interviews `CREATED` or `PAUSED` since before `before` (candidates for
+    /// expiry), at most `limit`.
+    fn stale(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> BoxFuture<Result<Vec<String>, StoreError>>;
 }
 
 /// One line of the conversation, as an interviewer sees it.

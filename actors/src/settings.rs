@@ -26,6 +26,8 @@ pub struct RuntimeSettings {
     /// An interviewer message must be done within this, and its first
     /// piece must come within a third of it.
     pub llm_timeout: Duration,
+    /// A database outage longer than this pauses active interviews.
+    pub db_outage_pause: Duration,
 }
 
 impl Default for RuntimeSettings {
@@ -42,6 +44,7 @@ impl Default for RuntimeSettings {
             max_audio_bytes: 10 * 1024 * 1024,
             node_id: "local".into(),
             llm_timeout: Duration::from_secs(30),
+            db_outage_pause: Duration::from_secs(30),
         }
     }
 }

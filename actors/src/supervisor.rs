@@ -3,7 +3,7 @@
 //! first join or observe, rebuilds one that panicked, and passivates idle
 //! ones in a handshake that never loses a join racing the stop.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture,
@@ -57,6 +57,13 @@ pub struct Passivate;
 #[derive(Message)]
 #[rtype(result = "Vec<SessionInfo>")]
 pub struct ListSessions;
+
+/// One live session, by interview id.
+#[derive(Message)]
+#[rtype(result = "Option<SessionInfo>")]
+pub struct InspectOne {
+    pub interview_id: String,
+}
 
 /// Counters for operators.
 #[derive(Message)]
@@ -179,8 +186,43 @@ fn refuse_all(queue: Vec<Queued>, code: ErrorCode, message: &str) {
     }
 }
 
+impl SessionSupervisor {
+    /// Finds interviews left created or paused past the TTL whose actor is
+    /// not running (passivated, or never rebuilt since a restart) and wakes
+    /// them; a woken session expires itself on its first tick. One periodic
+    /// query, not one timer per dormant interview.
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        let ttl = chrono::Duration::from_std(self.runtime.settings.session_ttl)
+            .unwrap_or(chrono::Duration::MAX);
+        let Some(before) = self.runtime.clock.now().checked_sub_signed(ttl) else {
+            return;
+        };
+        let query = self.runtime.store.stale(before, SWEEP_BATCH);
+        ctx.spawn(query.into_actor(self).map(|result, act, ctx| match result {
+            Ok(ids) => {
+                for id in ids {
+                    if !act.sessions.contains_key(&id) {
+                        tracing::info!(interview_id = %id, "waking a stale interview to expire it");
+                        act.load(id, Vec::new(), ctx);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "expiry sweep failed"),
+        }));
+    }
+}
+
+/// Interviews woken per sweep at most.
+const SWEEP_BATCH: u32 = 100;
+
 impl Actor for SessionSupervisor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let every = (self.runtime.settings.session_ttl / 2)
+            .clamp(Duration::from_millis(200), Duration::from_secs(30));
+        ctx.run_interval(every, |act, ctx| act.sweep(ctx));
+    }
 }
 
 impl Handler<Join> for SessionSupervisor {
@@ -280,6 +322,23 @@ impl Handler<ListSessions> for SessionSupervisor {
                 .into_iter()
                 .filter_map(Result::ok)
                 .collect()
+        })
+    }
+}
+
+impl Handler<InspectOne> for SessionSupervisor {
+    type Result = ResponseFuture<Option<SessionInfo>>;
+
+    fn handle(&mut self, msg: InspectOne, _: &mut Self::Context) -> Self::Result {
+        let ask = match self.sessions.get(&msg.interview_id) {
+            Some(Slot::Live { addr, .. }) => Some(addr.send(Inspect)),
+            _ => None,
+        };
+        Box::pin(async move {
+            match ask {
+                Some(ask) => ask.await.ok(),
+                None => None,
+            }
         })
     }
 }

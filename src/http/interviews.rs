@@ -2,14 +2,14 @@
 //! its row, log and transcript. Reads come from the database, never from a
 //! live session, so they work whether or not the interview's actor runs.
 
-use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use interview_actors::ports::{InterviewRecord, InterviewStatus};
+use actix_web::{web, HttpRequest, HttpResponse};
+use interview_actors::ports::InterviewStatus;
 use interview_actors::protocol::{rfc3339, Role};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::caller::Caller;
 use super::error::{json_error, query_error, ApiError, JSON_LIMIT};
 use super::AppState;
 use crate::auth::{now_secs, Claims};
@@ -43,85 +43,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/v1/interviews/{id}").route(web::get().to(get_one)))
     .service(web::resource("/v1/interviews/{id}/events").route(web::get().to(events)))
     .service(web::resource("/v1/interviews/{id}/transcript").route(web::get().to(transcript)));
-}
-
-/// Who is calling, from `Authorization: Bearer …`: a JWT, or the static
-/// `ADMIN_TOKEN`. As an extractor placed first, it answers 401 before the
-/// body is even looked at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    Admin,
-    Recruiter { org_id: String },
-    Candidate { interview_id: String },
-    Service,
-}
-
-impl Caller {
-    pub fn from_request_parts(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
-        let value = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
-        if let Some(admin) = state.config.admin_token.as_deref() {
-            if !admin.is_empty() && constant_time_eq(admin.as_bytes(), token.as_bytes()) {
-                return Ok(Caller::Admin);
-            }
-        }
-        let claims = state
-            .auth
-            .verify(token)
-            .map_err(|e| ApiError::unauthorized(e.to_string()))?;
-        Ok(match claims.role {
-            Role::Admin => Caller::Admin,
-            Role::Service => Caller::Service,
-            Role::Recruiter => Caller::Recruiter {
-                org_id: claims
-                    .org_id
-                    .ok_or_else(|| ApiError::unauthorized("missing claim: orgId"))?,
-            },
-            Role::Candidate => Caller::Candidate {
-                interview_id: claims
-                    .interview_id
-                    .ok_or_else(|| ApiError::unauthorized("missing claim: interviewId"))?,
-            },
-        })
-    }
-
-    /// Its recruiter organisation, an admin, or its own candidate.
-    fn may_read(&self, record: &InterviewRecord) -> bool {
-        match self {
-            Caller::Admin => true,
-            Caller::Recruiter { org_id } => *org_id == record.org_id,
-            Caller::Candidate { interview_id } => *interview_id == record.id,
-            Caller::Service => false,
-        }
-    }
-}
-
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = std::future::Ready<Result<Caller, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(match req.app_data::<web::Data<AppState>>() {
-            Some(state) => Caller::from_request_parts(req, state),
-            None => Err(ApiError::internal("application state missing")),
-        })
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(Debug, Deserialize)]

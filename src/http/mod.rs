@@ -1,6 +1,8 @@
 //! actix-web routes: the `/interview` WebSocket upgrade, the REST API,
 //! health and readiness.
 
+pub mod admin;
+pub mod caller;
 pub mod error;
 pub mod health;
 pub mod interviews;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 use actix_web::web;
+use interview_actors::rooms::UserRooms;
 use interview_actors::supervisor::SessionSupervisor;
 use interview_actors::Runtime;
 
@@ -23,6 +26,7 @@ pub struct AppState {
     pub auth: Auth,
     pub store: Store,
     pub supervisor: Addr<SessionSupervisor>,
+    pub rooms: Addr<UserRooms>,
     pub runtime: Runtime,
 }
 
@@ -31,4 +35,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/interview", web::get().to(ws::interview_socket));
     health::configure(cfg);
     interviews::configure(cfg);
+    admin::configure(cfg);
 }

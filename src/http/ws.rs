@@ -64,12 +64,13 @@ pub async fn interview_socket(
     };
     let runtime = state.runtime.clone();
     let supervisor = state.supervisor.clone();
+    let rooms = state.rooms.clone();
     match info.role {
         Role::Candidate => {
-            CandidateSocket::start(info, session, stream, supervisor, runtime);
+            CandidateSocket::start(info, session, stream, supervisor, rooms, runtime);
         }
         Role::Recruiter | Role::Admin | Role::Service => {
-            ObserverSocket::start(info, session, stream, supervisor, runtime);
+            ObserverSocket::start(info, session, stream, supervisor, rooms, runtime);
         }
     }
     Ok(response)

@@ -6,14 +6,20 @@
 //! panics, and dropping an in-flight SQLite query panics too; a spawned task
 //! is never cancelled by its caller going away.
 //!
-//! Backends sit in `Backend`; query bodies are written once in `queries` and
-//! compiled per backend by the `with_conn!` macro. PostgreSQL slots in as a
-//! second variant whose pool offers `writer()`/`reader()` connections, plus
-//! an arm in `queries::commit` (SQLite's multi-row insert is sync-only).
+//! Backends sit in `Backend` (diesel-async has no `MultiConnection`): the
+//! embedded SQLite file by default, PostgreSQL when the URL says
+//! `postgres://`. Query bodies are written once in `queries` and compiled per
+//! backend by the `with_conn!` macro; only the commit path differs (SQLite's
+//! multi-row insert is sync-only). Each backend has its own migrations folder,
+//! embedded in the binary and applied by `open` and `migrate`.
 
+mod commit_rows;
 mod models;
+mod postgres;
 mod queries;
 mod schema;
+#[cfg(test)]
+mod scratch_db;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -22,7 +28,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use chrono::{DateTime, NaiveDateTime};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use interview_actors::event::LoggedEvent;
 use interview_actors::ports::{
     Batch, BoxFuture, EventStore, InterviewRecord, InterviewRow, InterviewStatus, StoreError,
@@ -30,6 +36,7 @@ use interview_actors::ports::{
 };
 use interview_actors::projection::TranscriptEntry;
 
+use self::postgres::PgDb;
 use self::sqlite::{SqliteDb, SqliteTarget};
 
 /// What `POST /v1/interviews` asks to create.
@@ -55,6 +62,14 @@ pub struct InterviewView {
 /// A connection pool per backend.
 enum Backend {
     Sqlite(SqliteDb),
+    Postgres(PgDb),
+}
+
+/// Where `DATABASE_URL` points.
+enum Target {
+    Sqlite(SqliteTarget),
+    /// The URL as given: libpq and tokio-postgres both read it.
+    Postgres(String),
 }
 
 /// The store's runtime, shut down without blocking when the last store
@@ -111,9 +126,15 @@ impl Store {
             .cloned()
             .ok_or_else(|| StoreError::Unavailable("store runtime gone".into()))?;
         // Connections are created on the store runtime: the SQLite wrapper
-        // binds to the runtime it is created on.
+        // binds to the runtime it is created on, and PostgreSQL connections
+        // run their I/O on the runtime that opens them.
         let backend = handle
-            .spawn(async move { SqliteDb::open(target).await.map(Backend::Sqlite) })
+            .spawn(async move {
+                match target {
+                    Target::Sqlite(t) => SqliteDb::open(t).await.map(Backend::Sqlite),
+                    Target::Postgres(url) => PgDb::open(url).await.map(Backend::Postgres),
+                }
+            })
             .await
             .map_err(join_error)??;
         Ok(Store {
@@ -129,8 +150,12 @@ impl Store {
         std::thread::Builder::new()
             .name("interviewd-migrate".into())
             .spawn(move || {
+                let applied = match &target {
+                    Target::Sqlite(t) => sqlite::migrate_blocking(t),
+                    Target::Postgres(url) => postgres::migrate_blocking(url),
+                };
                 // The receiver only goes away if the caller gave up.
-                let _ = tx.send(sqlite::migrate_blocking(&target));
+                let _ = tx.send(applied);
             })
             .map_err(|e| StoreError::Unavailable(format!("starting migrations: {e}")))?;
         rx.await
@@ -225,6 +250,23 @@ impl Store {
             .await
     }
 
+    /// Ids of interviews whose status is one of `statuses` and began before
+    /// `before` (their creation, for a status never changed since), oldest
+    /// first, at most `limit`: what the expiry sweep visits.
+    pub async fn stale_interviews(
+        &self,
+        statuses: &[InterviewStatus],
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let statuses: Vec<&'static str> = statuses.iter().map(|s| s.as_str()).collect();
+        let before = models::to_db_time(before);
+        self.run(move |s| async move {
+            queries::stale_interviews(&s.backend, statuses, before, limit).await
+        })
+        .await
+    }
+
     /// A trivial query, for readiness.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.run(move |s| async move { queries::ping(&s.backend).await })
@@ -241,6 +283,23 @@ impl EventStore for Store {
     fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
         Box::pin(self.run(move |s| async move { queries::commit(&s.backend, batch).await }))
     }
+
+    fn stale(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> BoxFuture<Result<Vec<String>, StoreError>> {
+        let store = self.clone();
+        Box::pin(async move {
+            store
+                .stale_interviews(
+                    &[InterviewStatus::Created, InterviewStatus::Paused],
+                    before,
+                    limit,
+                )
+                .await
+        })
+    }
 }
 
 /// Whether `cursor` is one `list_interviews` handed out (for a 400 before
@@ -249,17 +308,18 @@ pub fn is_valid_cursor(cursor: &str) -> bool {
     ListCursor::decode(cursor).is_some()
 }
 
-fn parse_url(database_url: &str) -> Result<SqliteTarget, StoreError> {
+fn parse_url(database_url: &str) -> Result<Target, StoreError> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        return Err(StoreError::Unavailable(
-            "PostgreSQL is not supported by this build yet".into(),
-        ));
+        return Ok(Target::Postgres(database_url.to_owned()));
     }
-    SqliteTarget::parse(database_url).ok_or_else(|| {
-        StoreError::Unavailable(format!(
-            "unsupported DATABASE_URL (want sqlite://path.db): {database_url}"
-        ))
-    })
+    SqliteTarget::parse(database_url)
+        .map(Target::Sqlite)
+        .ok_or_else(|| {
+            // Not the URL itself: it may carry a password.
+            StoreError::Unavailable(
+                "unsupported DATABASE_URL (want sqlite://path.db or postgres://...)".into(),
+            )
+        })
 }
 
 fn join_error(e: tokio::task::JoinError) -> StoreError {

@@ -2,16 +2,13 @@
 //! JSON columns are TEXT and enums are their wire names, so a row reads the
 //! same on either backend.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use interview_actors::event::{Event, LoggedEvent};
 use interview_actors::ports::{
-    AnswerAudio, Batch, InterviewRecord, InterviewRow, InterviewStatus, StoreError,
+    AnswerAudio, InterviewRecord, InterviewRow, InterviewStatus, StoreError,
 };
-use interview_actors::projection::{
-    evaluation_entry, proctor_entry, transcript_entry, EvaluationEntry, ProctorEntry,
-    TranscriptEntry,
-};
+use interview_actors::projection::{EvaluationEntry, ProctorEntry, TranscriptEntry};
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::schema::{
@@ -19,8 +16,10 @@ use super::schema::{
 };
 use super::InterviewView;
 
+/// Microseconds, the precision PostgreSQL keeps, so that both backends store
+/// the same value and a stored time compares equal to the one written.
 pub(super) fn to_db_time(ts: DateTime<Utc>) -> NaiveDateTime {
-    ts.naive_utc()
+    ts.naive_utc().trunc_subsecs(6)
 }
 
 pub(super) fn from_db_time(ts: NaiveDateTime) -> DateTime<Utc> {
@@ -48,7 +47,7 @@ fn from_wire_name<T: DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreEr
         .map_err(|e| StoreError::Corrupt(format!("{what} {s:?}: {e}")))
 }
 
-fn seq_to_db(seq: u64) -> Result<i64, StoreError> {
+pub(super) fn seq_to_db(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Query(format!("seq {seq} out of range")))
 }
 
@@ -74,6 +73,7 @@ pub(super) struct InterviewDbRow {
     pub trust_score: i32,
     pub summary: Option<String>,
     pub last_seq: i64,
+    pub status_since: Option<NaiveDateTime>,
 }
 
 impl InterviewDbRow {
@@ -96,6 +96,7 @@ impl InterviewDbRow {
             trust_score: update.trust_score,
             summary: update.summary,
             last_seq: update.last_seq,
+            status_since: update.status_since,
         })
     }
 
@@ -127,6 +128,7 @@ impl InterviewDbRow {
                 .map(|s| from_json("summary", s))
                 .transpose()?,
             last_seq: seq_from_db(self.last_seq)?,
+            status_since: self.status_since.map(from_db_time),
         };
         Ok(InterviewView { record, row })
     }
@@ -143,6 +145,7 @@ pub(super) struct RowUpdate {
     pub trust_score: i32,
     pub summary: Option<String>,
     pub last_seq: i64,
+    pub status_since: Option<NaiveDateTime>,
 }
 
 impl RowUpdate {
@@ -159,6 +162,7 @@ impl RowUpdate {
                 .map(|s| to_json("summary", s))
                 .transpose()?,
             last_seq: seq_to_db(row.last_seq)?,
+            status_since: row.status_since.map(to_db_time),
         })
     }
 }
@@ -310,47 +314,5 @@ impl AudioDbRow {
             bytes: a.bytes,
             ts: to_db_time(a.ts),
         }
-    }
-}
-
-/// Every row one batch writes, built before the transaction opens.
-pub(super) struct CommitRows {
-    pub interview_id: String,
-    pub events: Vec<EventDbRow>,
-    pub transcript: Vec<TranscriptDbRow>,
-    pub proctor: Vec<ProctorDbRow>,
-    pub evaluations: Vec<EvaluationDbRow>,
-    pub audio: Vec<AudioDbRow>,
-    pub update: RowUpdate,
-}
-
-impl CommitRows {
-    pub fn new(batch: Batch) -> Result<CommitRows, StoreError> {
-        let id = batch.interview_id.as_str();
-        let mut rows = CommitRows {
-            interview_id: batch.interview_id.clone(),
-            events: Vec::with_capacity(batch.events.len()),
-            transcript: Vec::new(),
-            proctor: Vec::new(),
-            evaluations: Vec::new(),
-            audio: Vec::with_capacity(batch.audio.len()),
-            update: RowUpdate::new(&batch.row)?,
-        };
-        for e in &batch.events {
-            rows.events.push(EventDbRow::new(id, e)?);
-            if let Some(t) = transcript_entry(e) {
-                rows.transcript.push(TranscriptDbRow::new(id, t)?);
-            }
-            if let Some(p) = proctor_entry(e) {
-                rows.proctor.push(ProctorDbRow::new(id, p)?);
-            }
-            if let Some(v) = evaluation_entry(e) {
-                rows.evaluations.push(EvaluationDbRow::new(id, v)?);
-            }
-        }
-        for a in batch.audio {
-            rows.audio.push(AudioDbRow::new(id, a));
-        }
-        Ok(rows)
     }
 }

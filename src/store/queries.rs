@@ -1,7 +1,7 @@
 //! The query bodies, written once. `with_conn!` compiles each body once per
 //! backend, with `conn` bound to that backend's connection type.
 
-use chrono::{SubsecRound, Utc};
+use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -12,12 +12,17 @@ use interview_actors::ports::{
 };
 use interview_actors::projection::TranscriptEntry;
 
-use super::models::{CommitRows, EventDbRow, InterviewDbRow, TranscriptDbRow, AUDIENCE_ALL};
+use super::commit_rows::CommitRows;
+use super::models::{EventDbRow, InterviewDbRow, TranscriptDbRow, AUDIENCE_ALL};
+use super::postgres;
 use super::schema::{interviews, session_events, transcript_entries};
 use super::{Backend, InterviewView, ListCursor, NewInterview};
 
 /// Runs `$body` with `$conn` bound to a connection of the store's backend
-/// (`writer` or `reader`).
+/// (`writer` or `reader`): the same body compiles once per backend. `?` in
+/// the body returns from the enclosing function on SQLite; on PostgreSQL the
+/// body runs under the operation deadline, and its errors are re-read in the
+/// light of the connection's health (see `postgres::classify`).
 macro_rules! with_conn {
     ($backend:expr, $role:ident, |$conn:ident| $body:expr) => {
         match $backend {
@@ -26,9 +31,36 @@ macro_rules! with_conn {
                 let $conn = &mut *guard;
                 $body
             }
+            Backend::Postgres(db) => {
+                postgres::bounded(async {
+                    let mut guard = db.$role().await?;
+                    let result = async {
+                        let $conn = &mut *guard;
+                        Ok::<_, StoreError>($body)
+                    }
+                    .await;
+                    result.map_err(|e| postgres::classify(&mut guard, e))
+                })
+                .await?
+            }
         }
     };
 }
+
+/// Messages of errors that mean the database is away for now, not that the
+/// query is wrong: SQLite's locks and I/O, PostgreSQL's shutdown, startup,
+/// recovery and connection limits (SQLSTATE classes 08, 53, 57P).
+const UNAVAILABLE_MESSAGES: &[&str] = &[
+    "database is locked",
+    "disk I/O error",
+    "unable to open",
+    "terminating connection",
+    "the database system is",
+    "too many clients",
+    "remaining connection slots",
+    "server closed the connection",
+    "connection refused",
+];
 
 /// Connection trouble is `Unavailable` (retry later); the rest is `Query`.
 pub(super) fn db_error(e: DieselError) -> StoreError {
@@ -38,7 +70,7 @@ pub(super) fn db_error(e: DieselError) -> StoreError {
             _,
         ) => StoreError::Unavailable(e.to_string()),
         DieselError::DatabaseError(_, info)
-            if ["database is locked", "disk I/O error", "unable to open"]
+            if UNAVAILABLE_MESSAGES
                 .iter()
                 .any(|m| info.message().contains(m)) =>
         {
@@ -46,6 +78,11 @@ pub(super) fn db_error(e: DieselError) -> StoreError {
         }
         _ => StoreError::Query(e.to_string()),
     }
+}
+
+diesel::define_sql_function! {
+    /// SQL `coalesce` of a nullable and a non-null time.
+    fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>, y: diesel::sql_types::Timestamp) -> diesel::sql_types::Timestamp;
 }
 
 pub(super) async fn create_interview(
@@ -92,6 +129,7 @@ pub(super) async fn create_interview(
         trust_score: 100,
         summary: None,
         last_seq: 0,
+        status_since: None,
     };
     let db_row = InterviewDbRow::new(&record, &row)?;
     with_conn!(backend, writer, |conn| {
@@ -206,8 +244,35 @@ pub(super) async fn transcript(
 
 pub(super) async fn ping(backend: &Backend) -> Result<(), StoreError> {
     with_conn!(backend, reader, |conn| {
-        conn.batch_execute("SELECT 1").await.map_err(db_error)
-    })
+        conn.batch_execute("SELECT 1").await.map_err(db_error)?
+    });
+    Ok(())
+}
+
+/// Ids of interviews in one of `statuses` since before `before` (their
+/// creation when the status never changed), oldest first.
+pub(super) async fn stale_interviews(
+    backend: &Backend,
+    statuses: Vec<&'static str>,
+    before: NaiveDateTime,
+    limit: u32,
+) -> Result<Vec<String>, StoreError> {
+    if statuses.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = with_conn!(backend, reader, |conn| {
+        let since = coalesce(interviews::status_since, interviews::created_at);
+        interviews::table
+            .filter(interviews::status.eq_any(&statuses))
+            .filter(since.lt(before))
+            .order((since.asc(), interviews::id.asc()))
+            .select(interviews::id)
+            .limit(i64::from(limit))
+            .load(conn)
+            .await
+            .map_err(db_error)?
+    });
+    Ok(ids)
 }
 
 /// The record and the whole log, read in one transaction so they agree.
@@ -250,7 +315,9 @@ pub(super) async fn load(
 }
 
 /// Events, their projections, audio and the row update in one transaction.
-/// A seq already stored fails the whole batch (primary key), never overwrites.
+/// A seq already stored with another event fails the whole batch, never
+/// overwrites; a batch retried after a lost acknowledgement is written once
+/// (see `commit_rows`).
 pub(super) async fn commit(backend: &Backend, batch: Batch) -> Result<(), StoreError> {
     let rows = CommitRows::new(batch)?;
     let id = rows.interview_id.clone();
@@ -258,10 +325,22 @@ pub(super) async fn commit(backend: &Backend, batch: Batch) -> Result<(), StoreE
     // write runs as one blocking transaction; PostgreSQL batches natively.
     let result = match backend {
         Backend::Sqlite(db) => db.commit(rows).await,
+        Backend::Postgres(db) => db.commit(rows).await,
     };
-    match result {
-        Ok(()) => Ok(()),
-        Err(DieselError::NotFound) => Err(StoreError::Query(format!("no interview {id}"))),
-        Err(e) => Err(db_error(e)),
-    }
+    result.map_err(|e| e.into_store_error(&id))
+}
+
+/// Audio rows stored for an interview (tests check replays add none).
+#[cfg(test)]
+pub(super) async fn audio_count(backend: &Backend, id: &str) -> Result<i64, StoreError> {
+    use super::schema::answer_audio;
+    let n: i64 = with_conn!(backend, reader, |conn| {
+        answer_audio::table
+            .filter(answer_audio::interview_id.eq(id))
+            .count()
+            .get_result(conn)
+            .await
+            .map_err(db_error)?
+    });
+    Ok(n)
 }

@@ -18,6 +18,7 @@ diesel::table! {
         trust_score -> Integer,
         summary -> Nullable<Text>,
         last_seq -> BigInt,
+        status_since -> Nullable<Timestamp>,
     }
 }
 

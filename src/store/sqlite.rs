@@ -10,13 +10,12 @@ use std::sync::Arc;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::result::Error as DieselError;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use interview_actors::ports::StoreError;
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::models::CommitRows;
+use super::commit_rows::{CommitError, CommitRows, StoredEventKey, INSERT_CHUNK};
 use super::schema::{
     answer_audio, evaluations, interviews, proctor_events, session_events, transcript_entries,
 };
@@ -136,20 +135,38 @@ impl SqliteDb {
     }
 
     /// Writes one batch in a single `BEGIN IMMEDIATE` transaction on the
-    /// blocking pool. `NotFound` means there is no such interview; the
-    /// transaction is rolled back then, like on any error.
-    pub async fn commit(&self, rows: CommitRows) -> Result<(), DieselError> {
+    /// blocking pool; any error rolls it back.
+    pub async fn commit(&self, rows: CommitRows) -> Result<(), CommitError> {
         let mut writer = self.writer().await;
         writer
-            .spawn_blocking(move |conn| conn.immediate_transaction(|conn| write_batch(conn, &rows)))
-            .await
+            .spawn_blocking(move |conn| {
+                Ok(conn.immediate_transaction(|conn| write_batch(conn, rows)))
+            })
+            .await?
     }
 }
 
-/// Rows per multi-row INSERT, well under SQLite's bound-parameter limit.
-const INSERT_CHUNK: usize = 200;
-
-fn write_batch(conn: &mut SqliteConnection, rows: &CommitRows) -> Result<(), DieselError> {
+/// See `commit_rows` for why the stored head of the batch is read first.
+fn write_batch(conn: &mut SqliteConnection, mut rows: CommitRows) -> Result<(), CommitError> {
+    if let Some((min, max)) = rows.seq_range() {
+        let stored: Vec<StoredEventKey> = session_events::table
+            .filter(session_events::interview_id.eq(&rows.interview_id))
+            .filter(session_events::seq.between(min, max))
+            .order(session_events::seq.asc())
+            .select((
+                session_events::seq,
+                session_events::event_type,
+                session_events::data,
+            ))
+            .load(conn)?;
+        if rows.skip_committed(&stored)? > 0 && !rows.audio.is_empty() {
+            let audio = answer_audio::table
+                .filter(answer_audio::interview_id.eq(&rows.interview_id))
+                .select((answer_audio::question_id, answer_audio::ts))
+                .load(conn)?;
+            rows.skip_stored_audio(&audio);
+        }
+    }
     for chunk in rows.events.chunks(INSERT_CHUNK) {
         diesel::insert_into(session_events::table)
             .values(chunk)
@@ -180,7 +197,7 @@ fn write_batch(conn: &mut SqliteConnection, rows: &CommitRows) -> Result<(), Die
         .set(&rows.update)
         .execute(conn)?;
     if updated == 0 {
-        return Err(DieselError::NotFound);
+        return Err(CommitError::NoInterview);
     }
     Ok(())
 }

@@ -75,6 +75,8 @@ pub const REPLY_TYPES: &[&str] = &[
     "heartbeat-ack",
     "pong",
     "error",
+    // POST /v1/notifications pushes (docs/protocol.md section 10).
+    "notification",
 ];
 
 /// Session events: always carry `seq` (PROTOCOL section 5).
@@ -100,7 +102,8 @@ pub const EVENT_TYPES: &[&str] = &[
 ];
 
 /// Well over 12 words: never gets a follow-up.
-pub const LONG_ANSWER: &str = "I would put a token bucket per client in Redis and refill it lazily on every request.";
+pub const LONG_ANSWER: &str =
+    "I would put a token bucket per client in Redis and refill it lazily on every request.";
 /// Well over 12 words.
 pub const LONG_ANSWER_2: &str =
     "First I stabilised the service, then I wrote a blameless postmortem with clear follow up actions.";
@@ -903,7 +906,12 @@ impl WsClient {
     }
 
     /// The upgrade itself; panics unless the server answers 101.
-    pub async fn open(port: u16, query: Option<&str>, bearer: Option<&str>, name: &str) -> WsClient {
+    pub async fn open(
+        port: u16,
+        query: Option<&str>,
+        bearer: Option<&str>,
+        name: &str,
+    ) -> WsClient {
         Self::try_open(port, query, bearer, name)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
@@ -1053,7 +1061,10 @@ impl WsClient {
         match item {
             Some(Ok(Message::Text(text))) => {
                 let frame: Value = serde_json::from_str(text.as_str()).unwrap_or_else(|e| {
-                    panic!("{}: server sent a text frame that is not JSON ({e}): {text}", self.name)
+                    panic!(
+                        "{}: server sent a text frame that is not JSON ({e}): {text}",
+                        self.name
+                    )
                 });
                 check_frame_shape(&frame, &self.name);
                 if let Some(seq) = frame.get("seq").and_then(Value::as_u64) {
@@ -1336,7 +1347,10 @@ impl WsClient {
         }
         self.send_ref("join-interview", data, "join").await;
         let ready = self.expect_type("interview-ready").await;
-        assert_eq!(ready["ref"], "join", "interview-ready must echo ref: {ready}");
+        assert_eq!(
+            ready["ref"], "join",
+            "interview-ready must echo ref: {ready}"
+        );
         check_ready(&ready["data"], interview_id);
         ready
     }
@@ -1397,7 +1411,8 @@ pub fn check_connected(data: &Value, user_id: Option<&str>, user_type: Option<&s
     );
     assert!(data["userId"].is_string(), "connected.userId: {data}");
     assert!(
-        ["candidate", "recruiter", "admin", "service"].contains(&data["userType"].as_str().unwrap_or("")),
+        ["candidate", "recruiter", "admin", "service"]
+            .contains(&data["userType"].as_str().unwrap_or("")),
         "connected.userType: {data}"
     );
     assert!(
@@ -1427,7 +1442,14 @@ pub fn check_error(frame: &Value, code: &str) {
     );
 }
 
-const STATUSES: &[&str] = &["PENDING", "CREATED", "ACTIVE", "PAUSED", "COMPLETED", "EXPIRED"];
+const STATUSES: &[&str] = &[
+    "PENDING",
+    "CREATED",
+    "ACTIVE",
+    "PAUSED",
+    "COMPLETED",
+    "EXPIRED",
+];
 
 fn check_progress(p: &Value, what: &str) {
     for k in ["currentQuestion", "totalQuestions", "answered"] {
@@ -1455,12 +1477,30 @@ pub fn check_ready(d: &Value, interview_id: &str) {
         d["sessionId"].as_str().is_some_and(|s| !s.is_empty()),
         "interview-ready.sessionId: {d}"
     );
-    assert_eq!(d["interview"]["id"], interview_id, "interview-ready.interview.id: {d}");
-    assert_eq!(d["interview"]["title"], "Backend engineer", "interview-ready.interview.title");
-    assert_eq!(d["interview"]["candidateName"], "Ada", "interview-ready.interview.candidateName");
-    assert!(d["template"]["id"].is_string(), "interview-ready.template.id: {d}");
-    assert!(d["template"]["title"].is_string(), "interview-ready.template.title: {d}");
-    assert!(d["template"]["totalDuration"].is_number(), "interview-ready.template.totalDuration: {d}");
+    assert_eq!(
+        d["interview"]["id"], interview_id,
+        "interview-ready.interview.id: {d}"
+    );
+    assert_eq!(
+        d["interview"]["title"], "Backend engineer",
+        "interview-ready.interview.title"
+    );
+    assert_eq!(
+        d["interview"]["candidateName"], "Ada",
+        "interview-ready.interview.candidateName"
+    );
+    assert!(
+        d["template"]["id"].is_string(),
+        "interview-ready.template.id: {d}"
+    );
+    assert!(
+        d["template"]["title"].is_string(),
+        "interview-ready.template.title: {d}"
+    );
+    assert!(
+        d["template"]["totalDuration"].is_number(),
+        "interview-ready.template.totalDuration: {d}"
+    );
     assert_eq!(
         d["estimatedDuration"], d["template"]["totalDuration"],
         "interview-ready.estimatedDuration: {d}"
@@ -1476,15 +1516,27 @@ pub fn check_ready(d: &Value, interview_id: &str) {
     );
     check_transcript_shape(&d["transcript"], "interview-ready.transcript");
     assert!(d["lastSeq"].is_u64(), "interview-ready.lastSeq: {d}");
-    assert!(d["recovered"].is_boolean(), "interview-ready.recovered: {d}");
+    assert!(
+        d["recovered"].is_boolean(),
+        "interview-ready.recovered: {d}"
+    );
 }
 
 /// Field types of `observation-started` (section 4).
 pub fn check_observation_started(d: &Value, interview_id: &str) {
-    assert_eq!(d["interview"]["id"], interview_id, "observation-started.interview.id: {d}");
-    assert_eq!(d["interview"]["candidateName"], "Ada", "observation-started.interview.candidateName");
+    assert_eq!(
+        d["interview"]["id"], interview_id,
+        "observation-started.interview.id: {d}"
+    );
+    assert_eq!(
+        d["interview"]["candidateName"], "Ada",
+        "observation-started.interview.candidateName"
+    );
     let status = d["interview"]["status"].as_str().unwrap_or("");
-    assert!(STATUSES.contains(&status), "observation-started.interview.status: {d}");
+    assert!(
+        STATUSES.contains(&status),
+        "observation-started.interview.status: {d}"
+    );
     let s = &d["session"];
     assert!(s["id"].is_string(), "observation-started.session.id: {d}");
     assert_eq!(
@@ -1492,18 +1544,30 @@ pub fn check_observation_started(d: &Value, interview_id: &str) {
         status.to_lowercase(),
         "row status and session state always agree: {d}"
     );
-    assert!(s["isActive"].is_boolean(), "observation-started.session.isActive: {d}");
+    assert!(
+        s["isActive"].is_boolean(),
+        "observation-started.session.isActive: {d}"
+    );
     check_progress(&s["progress"], "observation-started.session.progress");
     assert!(
         s["trustScore"].as_u64().is_some_and(|t| t <= 100),
         "observation-started.session.trustScore: {d}"
     );
-    assert!(s["candidateConnected"].is_boolean(), "observation-started.session.candidateConnected: {d}");
-    assert!(s["observers"].is_u64(), "observation-started.session.observers: {d}");
+    assert!(
+        s["candidateConnected"].is_boolean(),
+        "observation-started.session.candidateConnected: {d}"
+    );
+    assert!(
+        s["observers"].is_u64(),
+        "observation-started.session.observers: {d}"
+    );
     check_transcript_shape(&d["transcript"], "observation-started.transcript");
     assert!(d["isLive"].is_boolean(), "observation-started.isLive: {d}");
     assert!(d["lastSeq"].is_u64(), "observation-started.lastSeq: {d}");
-    assert!(d["recovered"].is_boolean(), "observation-started.recovered: {d}");
+    assert!(
+        d["recovered"].is_boolean(),
+        "observation-started.recovered: {d}"
+    );
 }
 
 /// The transcript a client rebuilds from events: finished AI messages and
@@ -1633,7 +1697,10 @@ impl ScriptModel {
         let qid = asked["questionId"].clone();
         let mut i = 0;
         let ca = take(frames, &mut i, "candidate-answer", ctx);
-        assert_eq!(ca["data"]["questionId"], qid, "{ctx}: candidate-answer.questionId");
+        assert_eq!(
+            ca["data"]["questionId"], qid,
+            "{ctx}: candidate-answer.questionId"
+        );
         assert_eq!(ca["data"]["text"], answer, "{ctx}: candidate-answer.text");
         take(frames, &mut i, "ai-thinking", ctx);
         let ev = take(frames, &mut i, "evaluation", ctx);
@@ -1658,7 +1725,11 @@ impl ScriptModel {
         let pu = take(frames, &mut i, "progress-update", ctx);
         let p = &pu["data"]["progress"];
         check_progress(p, "progress-update.progress");
-        assert_eq!(p["totalQuestions"], self.total(), "{ctx}: progress.totalQuestions");
+        assert_eq!(
+            p["totalQuestions"],
+            self.total(),
+            "{ctx}: progress.totalQuestions"
+        );
         let answered = p["answered"].as_u64().unwrap();
         assert!(
             answered >= self.answered && answered <= self.total(),
@@ -1674,7 +1745,10 @@ impl ScriptModel {
             ),
         }
         if let Some(score) = pu["data"].get("score").filter(|s| !s.is_null()) {
-            assert!(score.as_u64().is_some_and(|s| s <= 100), "{ctx}: progress-update.score: {score}");
+            assert!(
+                score.as_u64().is_some_and(|s| s <= 100),
+                "{ctx}: progress-update.score: {score}"
+            );
         }
         self.answered = answered;
         self.answers += 1;
@@ -1683,12 +1757,20 @@ impl ScriptModel {
             "follow_up" => {
                 let q = take(frames, &mut i, "question", ctx);
                 self.follow_up_used[cur] = true;
-                assert_eq!(p["currentQuestion"], cur as u64 + 1, "{ctx}: progress.currentQuestion");
+                assert_eq!(
+                    p["currentQuestion"],
+                    cur as u64 + 1,
+                    "{ctx}: progress.currentQuestion"
+                );
                 self.check_question(q, cur, true, &said);
             }
             "next_question" => {
                 let q = take(frames, &mut i, "question", ctx);
-                assert_eq!(p["currentQuestion"], cur as u64 + 2, "{ctx}: progress.currentQuestion");
+                assert_eq!(
+                    p["currentQuestion"],
+                    cur as u64 + 2,
+                    "{ctx}: progress.currentQuestion"
+                );
                 self.check_question(q, cur + 1, false, &said);
             }
             _ => {
@@ -1723,7 +1805,10 @@ impl ScriptModel {
         assert!(d["type"].is_string(), "question.type: {d}");
         if !follow_up {
             assert_eq!(text, self.questions[index].0, "template question text: {d}");
-            assert_eq!(d["type"], self.questions[index].1, "template question type: {d}");
+            assert_eq!(
+                d["type"], self.questions[index].1,
+                "template question type: {d}"
+            );
         }
         assert!(
             said.contains(text),
@@ -1773,10 +1858,19 @@ fn take_stream(frames: &[Value], i: &mut usize, ctx: &str) -> String {
         tokens += 1;
         *i += 1;
     }
-    assert!(tokens >= 1, "{ctx}: a message is streamed as ai-token frames");
+    assert!(
+        tokens >= 1,
+        "{ctx}: a message is streamed as ai-token frames"
+    );
     let end = take(frames, i, "ai-stream-end", ctx);
-    assert_eq!(end["data"]["messageId"], id, "{ctx}: ai-stream-end.messageId");
-    assert_eq!(end["data"]["interrupted"], false, "{ctx}: ai-stream-end.interrupted");
+    assert_eq!(
+        end["data"]["messageId"], id,
+        "{ctx}: ai-stream-end.messageId"
+    );
+    assert_eq!(
+        end["data"]["interrupted"], false,
+        "{ctx}: ai-stream-end.interrupted"
+    );
     assert_eq!(
         end["data"]["text"].as_str(),
         Some(text.as_str()),
@@ -1786,19 +1880,26 @@ fn take_stream(frames: &[Value], i: &mut usize, ctx: &str) -> String {
 }
 
 pub fn check_evaluation(d: &Value, question_id: &Value, ctx: &str) {
-    assert_eq!(&d["questionId"], question_id, "{ctx}: evaluation.questionId");
+    assert_eq!(
+        &d["questionId"], question_id,
+        "{ctx}: evaluation.questionId"
+    );
     assert!(
         d["score"].as_u64().is_some_and(|s| s <= 100),
         "{ctx}: evaluation.score must be 0..=100: {d}"
     );
     for k in ["strengths", "weaknesses"] {
         assert!(
-            d[k].as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+            d[k].as_array()
+                .is_some_and(|a| a.iter().all(Value::is_string)),
             "{ctx}: evaluation.{k} must be an array of strings: {d}"
         );
     }
     assert!(d["feedback"].is_string(), "{ctx}: evaluation.feedback: {d}");
-    assert_eq!(d["source"], "heuristic", "{ctx}: the scripted interviewer scores by heuristic");
+    assert_eq!(
+        d["source"], "heuristic",
+        "{ctx}: the scripted interviewer scores by heuristic"
+    );
 }
 
 /// A summary of an interview with at least one answer; `questions_answered`
@@ -1815,7 +1916,8 @@ pub fn check_summary(s: &Value, questions_answered: &[u64]) {
     );
     for k in ["strengths", "weaknesses"] {
         assert!(
-            s[k].as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+            s[k].as_array()
+                .is_some_and(|a| a.iter().all(Value::is_string)),
             "summary.{k}: {s}"
         );
     }
@@ -1835,7 +1937,10 @@ pub fn check_summary(s: &Value, questions_answered: &[u64]) {
         questions_answered.contains(&n),
         "summary.questionsAnswered = {n}, expected one of {questions_answered:?}: {s}"
     );
-    assert!(s["averageResponseMs"].is_u64(), "summary.averageResponseMs: {s}");
+    assert!(
+        s["averageResponseMs"].is_u64(),
+        "summary.averageResponseMs: {s}"
+    );
 }
 
 /// Sends `start-interview` and checks the start turn.
@@ -1869,7 +1974,10 @@ pub async fn start_and_answer_all(
 ) -> Vec<Value> {
     let mut all = start_turn(candidate, model).await;
     for a in answers {
-        assert!(model.completed.is_none(), "interview completed before answer {a:?}");
+        assert!(
+            model.completed.is_none(),
+            "interview completed before answer {a:?}"
+        );
         let (frames, _) = answer_turn(candidate, model, a).await;
         all.extend(frames);
     }

@@ -4,7 +4,10 @@
 //! only after their batch is committed. A failed commit keeps its events and
 //! is retried with backoff; nothing uncommitted is ever sent.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use chrono::{DateTime, Utc};
@@ -31,6 +34,10 @@ pub(super) struct EventLog {
     in_flight: bool,
     row_dirty: bool,
     retry_delay: Duration,
+    /// No commit before this (backoff after a failure).
+    retry_at: Option<Instant>,
+    /// When commits started failing.
+    pub(super) outage_since: Option<Instant>,
 }
 
 impl EventLog {
@@ -45,6 +52,8 @@ impl EventLog {
             in_flight: false,
             row_dirty: false,
             retry_delay: RETRY_FIRST,
+            retry_at: None,
+            outage_since: None,
         }
     }
 
@@ -100,6 +109,9 @@ impl InterviewSession {
         if log.in_flight || (log.pending.is_empty() && !log.row_dirty) {
             return;
         }
+        if log.retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
         let take = log.pending.len().min(MAX_BATCH);
         let events: Vec<Arc<LoggedEvent>> = log.pending.drain(..take).collect();
         let mut next_state = log.committed_state.clone();
@@ -143,10 +155,17 @@ impl InterviewSession {
             log.row_dirty = true;
             let delay = log.retry_delay;
             log.retry_delay = (delay * 2).min(RETRY_MAX);
+            log.retry_at = Some(Instant::now() + delay);
+            let since = *log.outage_since.get_or_insert_with(Instant::now);
             ctx.run_later(delay, |act, ctx| act.flush(ctx));
+            if since.elapsed() >= self.runtime.settings.db_outage_pause {
+                self.pause_for_outage(ctx);
+            }
             return;
         }
         self.log.retry_delay = RETRY_FIRST;
+        self.log.retry_at = None;
+        let recovered = self.log.outage_since.take().is_some();
         self.log.committed_state = state;
         let mut terminal = false;
         for e in events {
@@ -160,7 +179,43 @@ impl InterviewSession {
         if terminal {
             self.after_terminal();
         }
+        if recovered && self.paused_for_outage {
+            self.end_outage_pause(ctx);
+        }
         self.flush(ctx);
+    }
+
+    /// The database has been away too long: pause (the events wait in
+    /// memory) and tell everyone it is our fault and worth retrying.
+    fn pause_for_outage(&mut self, ctx: &mut Context<Self>) {
+        if self.paused_for_outage {
+            return;
+        }
+        self.paused_for_outage = true;
+        tracing::error!(interview_id = %self.interview.id, "database unavailable; pausing the interview");
+        let error = crate::protocol::ProtocolError::new(
+            crate::protocol::ErrorCode::InternalError,
+            "the database is unavailable; the interview is paused and will resume by itself",
+        );
+        let frame = crate::protocol::error_frame(&error, None, self.runtime.clock.now());
+        for peer in self.candidate.iter().chain(self.observers.values()) {
+            peer.send(ToSocket::Frame(frame.clone().into()));
+        }
+        if self.live.phase == super::state::Phase::Active && !self.completing {
+            self.pause(crate::event::PauseReason::Server, ctx);
+        }
+    }
+
+    /// The database is back: an interview paused for it resumes if its
+    /// candidate is here (otherwise their next join resumes it).
+    fn end_outage_pause(&mut self, ctx: &mut Context<Self>) {
+        self.paused_for_outage = false;
+        tracing::info!(interview_id = %self.interview.id, "database back");
+        if self.live.phase == super::state::Phase::Paused(crate::event::PauseReason::Server)
+            && self.candidate.is_some()
+        {
+            self.resume(ctx);
+        }
     }
 
     /// Sends one committed event to every socket that may see it.

@@ -95,6 +95,8 @@ pub struct InterviewSession {
     waiting_on_interviewer: bool,
     /// `end-interview` or the last answer: no command changes anything now.
     completing: bool,
+    /// Paused because the database was away too long.
+    paused_for_outage: bool,
     /// Audio of the current answer.
     audio: Vec<u8>,
     /// Synthesised audio for a question: (question id, URL), when ready.
@@ -132,6 +134,7 @@ impl InterviewSession {
             turn: None,
             waiting_on_interviewer: false,
             completing: false,
+            paused_for_outage: false,
             audio: Vec::new(),
             question_audio: None,
             runtime,

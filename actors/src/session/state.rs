@@ -252,6 +252,7 @@ impl SessionState {
             trust_score: self.trust_score,
             summary: self.summary.clone(),
             last_seq: self.last_seq,
+            status_since: self.phase_since,
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::protocol::{
     close, error_frame, parse_client_frame, peek_ref, reply_frame, rfc3339, ClientCommand,
     ErrorCode, ProtocolError,
 };
+use crate::rooms::{EnterRoom, LeaveRoom, UserRooms};
 use crate::session::{Attach, Command, InterviewSession};
 use crate::supervisor::{Join, Leave, SessionSupervisor};
 use crate::Runtime;
@@ -62,6 +63,7 @@ pub struct ClientSocket<R: SocketRole> {
     outbox: Outbox,
     binding: Binding,
     supervisor: Addr<SessionSupervisor>,
+    rooms: Addr<UserRooms>,
     runtime: Runtime,
     rate: RateLimiter,
     last_heard: Instant,
@@ -76,6 +78,7 @@ impl<R: SocketRole> ClientSocket<R> {
         session: actix_ws::Session,
         stream: actix_ws::MessageStream,
         supervisor: Addr<SessionSupervisor>,
+        rooms: Addr<UserRooms>,
         runtime: Runtime,
     ) -> Addr<Self> {
         let hard = runtime.settings.hard_frame_bytes;
@@ -92,6 +95,7 @@ impl<R: SocketRole> ClientSocket<R> {
                 outbox,
                 binding: Binding::Unbound,
                 supervisor,
+                rooms,
                 rate: RateLimiter::new(settings.rate_per_sec, settings.rate_burst, Instant::now()),
                 last_heard: Instant::now(),
                 runtime,
@@ -303,10 +307,19 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
             now,
         );
         self.send_text(frame, ctx);
+        self.rooms.do_send(EnterRoom {
+            user_id: self.info.user_id.clone(),
+            conn_id: self.info.id.clone(),
+            socket: ctx.address().recipient(),
+        });
         ctx.run_interval(interval, |act, ctx| act.heartbeat(ctx));
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        self.rooms.do_send(LeaveRoom {
+            user_id: self.info.user_id.clone(),
+            conn_id: self.info.id.clone(),
+        });
         let interview_id = match std::mem::replace(&mut self.binding, Binding::Unbound) {
             Binding::Joining(id, _)
             | Binding::Bound {

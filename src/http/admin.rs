@@ -1,0 +1,137 @@
+//! Operator and service routes: live session actors, socket counts, and
+//! pushing a notification to a user's open sockets.
+
+use actix_web::{web, HttpResponse};
+use interview_actors::protocol::rfc3339;
+use interview_actors::rooms::{CountSockets, Notify};
+use interview_actors::supervisor::{InspectOne, ListSessions, Stats};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::caller::Caller;
+use super::error::{json_error, ApiError, JSON_LIMIT};
+use super::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(JSON_LIMIT)
+            .error_handler(json_error),
+    )
+    .route("/v1/admin/sessions", web::get().to(sessions))
+    .route("/v1/admin/sessions/{id}", web::get().to(session))
+    .route("/v1/websocket/stats", web::get().to(stats))
+    .route("/v1/notifications", web::post().to(notify));
+}
+
+fn admin_only(caller: &Caller) -> Result<(), ApiError> {
+    match caller {
+        Caller::Admin => Ok(()),
+        _ => Err(ApiError::denied("admins only")),
+    }
+}
+
+fn actors_away() -> ApiError {
+    ApiError::internal("the session supervisor did not answer")
+}
+
+/// `GET /v1/admin/sessions`: every live session actor.
+async fn sessions(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    admin_only(&caller)?;
+    let mut sessions = state
+        .supervisor
+        .send(ListSessions)
+        .await
+        .map_err(|_| actors_away())?;
+    sessions.sort_by(|a, b| b.age_ms.cmp(&a.age_ms));
+    Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
+}
+
+/// `GET /v1/admin/sessions/{id}`: one live session actor, by interview id.
+async fn session(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    admin_only(&caller)?;
+    let info = state
+        .supervisor
+        .send(InspectOne {
+            interview_id: id.into_inner(),
+        })
+        .await
+        .map_err(|_| actors_away())?
+        .ok_or_else(|| ApiError::not_found("no live session for this interview"))?;
+    Ok(HttpResponse::Ok().json(info))
+}
+
+/// `GET /v1/websocket/stats`: `{connected, sessions, timestamp}`.
+async fn stats(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    admin_only(&caller)?;
+    let connected = state
+        .rooms
+        .send(CountSockets)
+        .await
+        .map_err(|_| actors_away())?;
+    let supervisor = state
+        .supervisor
+        .send(Stats)
+        .await
+        .map_err(|_| actors_away())?;
+    Ok(HttpResponse::Ok().json(json!({
+        "connected": connected,
+        "sessions": supervisor.sessions,
+        "timestamp": rfc3339(chrono::Utc::now()),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NotifyBody {
+    user_id: String,
+    event: String,
+    #[serde(default)]
+    payload: Value,
+}
+
+/// `POST /v1/notifications`: push `{event, payload}` (a `notification`
+/// frame) to every open socket of a user. Admins and backend services only.
+async fn notify(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<NotifyBody>,
+) -> Result<HttpResponse, ApiError> {
+    if !matches!(caller, Caller::Admin | Caller::Service) {
+        return Err(ApiError::denied("admins and services only"));
+    }
+    let body = body.into_inner();
+    if body.user_id.trim().is_empty() {
+        return Err(ApiError::invalid("`userId` is required"));
+    }
+    let event_ok = !body.event.is_empty()
+        && body.event.len() <= 64
+        && body
+            .event
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' || c == ':');
+    if !event_ok {
+        return Err(ApiError::invalid(
+            "`event` must be 1-64 characters of letters, digits, - _ . :",
+        ));
+    }
+    let payload = match body.payload {
+        Value::Null => json!({}),
+        Value::Object(map) => Value::Object(map),
+        _ => return Err(ApiError::invalid("`payload` must be an object")),
+    };
+    let delivered = state
+        .rooms
+        .send(Notify {
+            user_id: body.user_id,
+            event: body.event,
+            payload,
+        })
+        .await
+        .map_err(|_| actors_away())?;
+    Ok(HttpResponse::Accepted().json(json!({ "delivered": delivered })))
+}
