@@ -54,6 +54,7 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         config.jwt_secret = Some(crate::auth::generate_secret());
     }
     let auth = Auth::from_config(&config)?;
+    let metrics = http::metrics::install()?;
     let store = Store::open(&config.database_url).await?;
     let runtime = Runtime {
         store: Arc::new(store.clone()),
@@ -78,6 +79,7 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .app_data(web::Data::new(metrics.clone()))
             .configure(http::configure)
     })
     .shutdown_timeout(10)

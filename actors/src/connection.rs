@@ -54,8 +54,8 @@ pub enum ToSocket {
     Bound(actix::Addr<crate::session::InterviewSession>),
     /// The socket is no longer part of an interview (stop-observing, a failed join).
     Unbound,
-    /// A text frame, serialised once and shared by every receiver.
-    Frame(ByteString),
+    /// A text frame of this `type`, serialised once and shared by every receiver.
+    Frame(&'static str, ByteString),
     /// Send a Close frame with this code, then stop.
     Close { code: u16, reason: String },
 }

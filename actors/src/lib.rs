@@ -7,6 +7,7 @@ pub mod connection;
 pub mod event;
 pub mod heuristic;
 pub mod llm_stream;
+pub mod metrics;
 pub mod ports;
 pub mod projection;
 pub mod protocol;

@@ -42,6 +42,7 @@ pub struct LlmStream {
     session: Recipient<StreamReport>,
     stream: Option<BoxStream<'static, Result<String, InterviewerError>>>,
     deadline: Duration,
+    started: std::time::Instant,
     got_token: bool,
     finished: bool,
 }
@@ -58,6 +59,7 @@ impl LlmStream {
             session,
             stream: Some(stream),
             deadline,
+            started: std::time::Instant::now(),
             got_token: false,
             finished: false,
         }
@@ -68,6 +70,11 @@ impl LlmStream {
             return;
         }
         self.finished = true;
+        crate::metrics::llm_failure(match &error {
+            InterviewerError::Timeout => "timeout",
+            InterviewerError::Unavailable(_) => "unavailable",
+            InterviewerError::Invalid(_) => "invalid",
+        });
         self.session.do_send(StreamReport::Failed {
             message_id: self.message_id.clone(),
             error,
@@ -102,6 +109,10 @@ impl StreamHandler<Result<String, InterviewerError>> for LlmStream {
         match item {
             Ok(text) if text.is_empty() => {}
             Ok(text) => {
+                if !self.got_token {
+                    crate::metrics::llm_first_token(self.started.elapsed());
+                }
+                crate::metrics::llm_token();
                 self.got_token = true;
                 self.session.do_send(StreamReport::Token {
                     message_id: self.message_id.clone(),
@@ -115,6 +126,7 @@ impl StreamHandler<Result<String, InterviewerError>> for LlmStream {
     fn finished(&mut self, ctx: &mut Self::Context) {
         if !self.finished {
             self.finished = true;
+            crate::metrics::llm_turn(self.started.elapsed());
             self.session.do_send(StreamReport::Done {
                 message_id: self.message_id.clone(),
             });

@@ -170,6 +170,27 @@ pub enum ClientCommand {
     Ping,
 }
 
+impl ClientCommand {
+    /// The wire `type` (for metrics and logs).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientCommand::JoinInterview { .. } => "join-interview",
+            ClientCommand::ObserveInterview { .. } => "observe-interview",
+            ClientCommand::StartInterview => "start-interview",
+            ClientCommand::Answer { .. } => "answer",
+            ClientCommand::AudioChunk { .. } => "audio-chunk",
+            ClientCommand::ResponseComplete { .. } => "response-complete",
+            ClientCommand::ProctorEvent { .. } => "proctor-event",
+            ClientCommand::PauseInterview => "pause-interview",
+            ClientCommand::ResumeInterview => "resume-interview",
+            ClientCommand::EndInterview { .. } => "end-interview",
+            ClientCommand::StopObserving => "stop-observing",
+            ClientCommand::Heartbeat => "heartbeat",
+            ClientCommand::Ping => "ping",
+        }
+    }
+}
+
 /// A parsed client frame: the command and the correlation id to echo.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientFrame {

@@ -85,7 +85,7 @@ impl Handler<Notify> for UserRooms {
         let frame = reply_frame("notification", data, None, chrono::Utc::now());
         let frame = bytestring::ByteString::from(frame);
         for socket in room.values() {
-            socket.do_send(ToSocket::Frame(frame.clone()));
+            socket.do_send(ToSocket::Frame("notification", frame.clone()));
         }
         MessageResult(room.len())
     }

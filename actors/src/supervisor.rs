@@ -174,7 +174,7 @@ fn refuse_all(queue: Vec<Queued>, code: ErrorCode, message: &str) {
     for item in queue {
         if let Queued::Attach(attach) = item {
             let frame = error_frame(&error, attach.reference.as_deref(), chrono::Utc::now());
-            attach.peer.send(ToSocket::Frame(frame.into()));
+            attach.peer.send(ToSocket::Frame("error", frame.into()));
             match code {
                 ErrorCode::InterviewNotFound => attach.peer.send(ToSocket::Close {
                     code: close::NOT_FOUND,
@@ -255,6 +255,7 @@ impl Handler<SessionEnded> for SessionSupervisor {
         self.sessions.remove(&msg.interview_id);
         if msg.panicked {
             self.restarts += 1;
+            crate::metrics::session_restarted();
             tracing::error!(interview_id = %msg.interview_id, "session panicked; rebuilding it from the database");
             self.load(msg.interview_id, Vec::new(), ctx);
         }

@@ -6,6 +6,7 @@ pub mod caller;
 pub mod error;
 pub mod health;
 pub mod interviews;
+pub mod metrics;
 pub mod ws;
 
 use std::sync::Arc;
@@ -36,4 +37,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     interviews::configure(cfg);
     admin::configure(cfg);
+    metrics::configure(cfg);
 }

@@ -128,7 +128,9 @@ impl InterviewSession {
         log.row_dirty = false;
         let audio_backup = batch.audio.clone();
         let commit = self.runtime.store.commit(batch);
+        let started = Instant::now();
         ctx.spawn(commit.into_actor(self).map(move |result, act, ctx| {
+            crate::metrics::db_commit(started.elapsed(), events.len(), result.is_ok());
             act.on_committed(result, events, audio_backup, next_state, ctx)
         }));
     }
@@ -199,7 +201,7 @@ impl InterviewSession {
         );
         let frame = crate::protocol::error_frame(&error, None, self.runtime.clock.now());
         for peer in self.candidate.iter().chain(self.observers.values()) {
-            peer.send(ToSocket::Frame(frame.clone().into()));
+            peer.send(ToSocket::Frame("error", frame.clone().into()));
         }
         if self.live.phase == super::state::Phase::Active && !self.completing {
             self.pause(crate::event::PauseReason::Server, ctx);
@@ -220,7 +222,7 @@ impl InterviewSession {
 
     /// Sends one committed event to every socket that may see it.
     fn fan_out(&self, e: &LoggedEvent) {
-        let frame = ToSocket::Frame(e.frame.clone());
+        let frame = ToSocket::Frame(e.event.type_name(), e.frame.clone());
         for peer in self.observers.values() {
             peer.send(frame.clone());
         }
@@ -242,7 +244,7 @@ impl InterviewSession {
                 );
                 let frame = crate::protocol::error_frame(&err, None, now);
                 for peer in self.candidate.iter().chain(self.observers.values()) {
-                    peer.send(ToSocket::Frame(frame.clone().into()));
+                    peer.send(ToSocket::Frame("error", frame.clone().into()));
                 }
                 self.close_all(close::INVALID_STATE, "interview expired");
             }

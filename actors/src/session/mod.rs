@@ -161,16 +161,11 @@ impl InterviewSession {
             && !self.waiting_on_interviewer
     }
 
-    /// Sends a reply (no `seq`) to one socket.
-    fn reply_to(&self, conn_id: &str, frame: String) {
-        if let Some(peer) = self.peer(conn_id) {
-            peer.send(ToSocket::Frame(frame.into()));
-        }
-    }
-
     fn error_to(&self, conn_id: &str, error: &ProtocolError, reference: Option<&str>) {
-        let frame = error_frame(error, reference, self.runtime.clock.now());
-        self.reply_to(conn_id, frame);
+        if let Some(peer) = self.peer(conn_id) {
+            let frame = error_frame(error, reference, self.runtime.clock.now());
+            peer.send(ToSocket::Frame("error", frame.into()));
+        }
     }
 
     fn peer(&self, conn_id: &str) -> Option<&Peer> {
@@ -193,7 +188,11 @@ impl InterviewSession {
     /// Appends an event to the log (it is sent once committed).
     fn emit(&mut self, event: Event, ctx: &mut Context<Self>) {
         let logged = self.log.append(event, self.runtime.clock.now());
+        let before = self.live.phase;
         self.live.apply(&logged);
+        if self.live.phase != before {
+            crate::metrics::session_phase(Some(before), Some(self.live.phase));
+        }
         self.flush(ctx);
     }
 
@@ -305,6 +304,7 @@ impl Actor for InterviewSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        crate::metrics::session_phase(None, Some(self.live.phase));
         // A session that died while active (a crash or a panic) comes back
         // paused: the interviewer's open message is closed as interrupted.
         if self.live.phase == Phase::Active {
@@ -334,6 +334,7 @@ impl Actor for InterviewSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        crate::metrics::session_phase(Some(self.live.phase), None);
         if let Some(turn) = self.turn.take() {
             turn.stream.do_send(crate::llm_stream::Cancel);
         }

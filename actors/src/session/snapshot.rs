@@ -95,7 +95,7 @@ impl InterviewSession {
                 reference,
                 self.runtime.clock.now(),
             );
-            peer.send(ToSocket::Frame(frame.into()));
+            peer.send(ToSocket::Frame("observation-stopped", frame.into()));
             peer.send(ToSocket::Unbound);
         }
         if !self.has_sockets() {
@@ -106,6 +106,7 @@ impl InterviewSession {
     fn refuse(&self, peer: &Peer, code: ErrorCode, message: &str, reference: Option<&str>) {
         let error = ProtocolError::new(code, message);
         peer.send(ToSocket::Frame(
+            "error",
             crate::protocol::error_frame(&error, reference, self.runtime.clock.now()).into(),
         ));
         match code.join_close_code() {
@@ -192,11 +193,28 @@ impl InterviewSession {
                 now,
             )
         };
-        peer.send(ToSocket::Frame(frame.into()));
+        let kind = if candidate {
+            "interview-ready"
+        } else {
+            "observation-started"
+        };
+        peer.send(ToSocket::Frame(kind, frame.into()));
+        if last_seq.is_some() {
+            let replayed = match (recovered, last_seq) {
+                (true, Some(after)) => self
+                    .log
+                    .after(after)
+                    .iter()
+                    .filter(|e| !candidate || e.audience() == Audience::All)
+                    .count(),
+                _ => 0,
+            };
+            crate::metrics::resume(recovered, replayed);
+        }
         if let (true, Some(after)) = (recovered, last_seq) {
             for e in self.log.after(after) {
                 if !candidate || e.audience() == Audience::All {
-                    peer.send(ToSocket::Frame(e.frame.clone()));
+                    peer.send(ToSocket::Frame(e.event.type_name(), e.frame.clone()));
                 }
             }
         }

@@ -15,6 +15,7 @@ use serde_json::json;
 use self::outbox::{Outbox, Outgoing, WriterFinished};
 use self::rate::{RateLimiter, Verdict};
 use crate::connection::{ConnectionInfo, Peer, PeerKind, ToSocket};
+use crate::metrics;
 use crate::protocol::{
     close, error_frame, parse_client_frame, peek_ref, reply_frame, rfc3339, ClientCommand,
     ErrorCode, ProtocolError,
@@ -104,13 +105,15 @@ impl<R: SocketRole> ClientSocket<R> {
         })
     }
 
-    fn send_text(&mut self, frame: String, ctx: &mut Context<Self>) {
+    fn send_text(&mut self, kind: &'static str, frame: String, ctx: &mut Context<Self>) {
+        metrics::frame_out(kind);
         self.push(Outgoing::Text(frame.into()), ctx);
     }
 
     fn push(&mut self, frame: Outgoing, ctx: &mut Context<Self>) {
         if self.outbox.send(frame).is_err() {
             tracing::warn!(connection_id = %self.info.id, "slow consumer; closing");
+            metrics::slow_consumer(self.info.role.as_str());
             self.outbox.abort(close::SLOW_CONSUMER, "slow consumer");
             self.stop_soon(ctx);
         }
@@ -118,7 +121,7 @@ impl<R: SocketRole> ClientSocket<R> {
 
     fn error(&mut self, error: &ProtocolError, reference: Option<&str>, ctx: &mut Context<Self>) {
         let frame = error_frame(error, reference, self.runtime.clock.now());
-        self.send_text(frame, ctx);
+        self.send_text("error", frame, ctx);
     }
 
     fn close(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
@@ -135,6 +138,7 @@ impl<R: SocketRole> ClientSocket<R> {
         let interval = self.runtime.settings.heartbeat_interval;
         if self.last_heard.elapsed() >= interval * 2 {
             tracing::info!(connection_id = %self.info.id, "heartbeat timeout");
+            metrics::heartbeat_timeout(self.info.role.as_str());
             return self.close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout", ctx);
         }
         self.push(Outgoing::Ping, ctx);
@@ -145,6 +149,7 @@ impl<R: SocketRole> ClientSocket<R> {
         match self.rate.check(Instant::now()) {
             Verdict::Allow => {}
             Verdict::Drop { notify } => {
+                metrics::frame_rejected("rate");
                 if notify {
                     let e =
                         ProtocolError::new(ErrorCode::RateLimited, "too many frames; slow down");
@@ -153,12 +158,14 @@ impl<R: SocketRole> ClientSocket<R> {
                 return false;
             }
             Verdict::Close => {
+                metrics::frame_rejected("rate");
                 self.close(close::POLICY, "rate limit exceeded", ctx);
                 return false;
             }
         }
         let limit = self.runtime.settings.max_frame_bytes;
         if len > limit {
+            metrics::frame_rejected("size");
             let e = ProtocolError::new(
                 ErrorCode::PayloadTooLarge,
                 format!("frame of {len} bytes is over the limit of {limit}"),
@@ -174,8 +181,12 @@ impl<R: SocketRole> ClientSocket<R> {
             return;
         }
         match parse_client_frame(text, self.info.role) {
-            Ok(frame) => self.on_command(frame.command, frame.reference, ctx),
+            Ok(frame) => {
+                metrics::frame_in(frame.command.type_name());
+                self.on_command(frame.command, frame.reference, ctx)
+            }
             Err(error) => {
+                metrics::frame_in("invalid");
                 let reference = peek_ref(text);
                 self.error(&error, reference.as_deref(), ctx);
             }
@@ -190,6 +201,7 @@ impl<R: SocketRole> ClientSocket<R> {
             let e = ProtocolError::invalid("binary frames are candidate audio");
             return self.error(&e, None, ctx);
         }
+        metrics::frame_in("binary");
         let command = ClientCommand::AudioChunk {
             audio: bytes.to_vec(),
         };
@@ -211,7 +223,7 @@ impl<R: SocketRole> ClientSocket<R> {
                     reference.as_deref(),
                     now,
                 );
-                self.send_text(frame, ctx);
+                self.send_text("heartbeat-ack", frame, ctx);
             }
             ClientCommand::Ping => {
                 let frame = reply_frame(
@@ -220,7 +232,7 @@ impl<R: SocketRole> ClientSocket<R> {
                     reference.as_deref(),
                     now,
                 );
-                self.send_text(frame, ctx);
+                self.send_text("pong", frame, ctx);
             }
             ClientCommand::JoinInterview {
                 interview_id,
@@ -306,7 +318,8 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
             None,
             now,
         );
-        self.send_text(frame, ctx);
+        self.send_text("connected", frame, ctx);
+        metrics::socket_opened(self.info.role.as_str());
         self.rooms.do_send(EnterRoom {
             user_id: self.info.user_id.clone(),
             conn_id: self.info.id.clone(),
@@ -316,6 +329,7 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        metrics::socket_closed(self.info.role.as_str());
         self.rooms.do_send(LeaveRoom {
             user_id: self.info.user_id.clone(),
             conn_id: self.info.id.clone(),
@@ -395,7 +409,10 @@ impl<R: SocketRole> Handler<ToSocket> for ClientSocket<R> {
                     }
                 }
             }
-            ToSocket::Frame(frame) => self.push(Outgoing::Text(frame), ctx),
+            ToSocket::Frame(kind, frame) => {
+                metrics::frame_out(kind);
+                self.push(Outgoing::Text(frame), ctx)
+            }
             ToSocket::Close { code, reason } => {
                 // The session has let go of this socket already.
                 self.binding = Binding::Unbound;

@@ -1,0 +1,92 @@
+//! Every Prometheus metric the runtime records, named in one place
+//! (`interviewd_` prefix, `_total` counters, base units). The runtime only
+//! records through the `metrics` facade; the binary installs the exporter
+//! and serves `GET /metrics`.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+
+use crate::session::state::Phase;
+
+/// A session actor entered `to` (from `from`, or newly started); `None` as
+/// `to` means the actor stopped.
+pub fn session_phase(from: Option<Phase>, to: Option<Phase>) {
+    if let Some(from) = from {
+        gauge!("interviewd_sessions", "state" => from.as_str()).decrement(1.0);
+    }
+    if let Some(to) = to {
+        gauge!("interviewd_sessions", "state" => to.as_str()).increment(1.0);
+    }
+    if let (Some(from), Some(to)) = (from, to) {
+        if from != to {
+            counter!("interviewd_session_transitions_total", "from" => from.as_str(), "to" => to.as_str())
+                .increment(1);
+        }
+    }
+}
+
+pub fn session_restarted() {
+    counter!("interviewd_session_restarts_total").increment(1);
+}
+
+pub fn socket_opened(role: &'static str) {
+    gauge!("interviewd_sockets", "role" => role).increment(1.0);
+}
+
+pub fn socket_closed(role: &'static str) {
+    gauge!("interviewd_sockets", "role" => role).decrement(1.0);
+}
+
+pub fn frame_in(kind: &'static str) {
+    counter!("interviewd_frames_in_total", "type" => kind).increment(1);
+}
+
+pub fn frame_out(kind: &'static str) {
+    counter!("interviewd_frames_out_total", "type" => kind).increment(1);
+}
+
+/// A frame refused before parsing: `rate` or `size`.
+pub fn frame_rejected(reason: &'static str) {
+    counter!("interviewd_rejected_frames_total", "reason" => reason).increment(1);
+}
+
+pub fn slow_consumer(role: &'static str) {
+    counter!("interviewd_slow_consumers_total", "role" => role).increment(1);
+}
+
+pub fn heartbeat_timeout(role: &'static str) {
+    counter!("interviewd_heartbeat_timeouts_total", "role" => role).increment(1);
+}
+
+/// A join or observe with `lastSeq`: replayed `events`, `recovered` or not.
+pub fn resume(recovered: bool, events: usize) {
+    let recovered = if recovered { "true" } else { "false" };
+    counter!("interviewd_resumes_total", "recovered" => recovered).increment(1);
+    counter!("interviewd_replayed_events_total").increment(events as u64);
+}
+
+pub fn llm_first_token(latency: Duration) {
+    histogram!("interviewd_llm_first_token_seconds").record(latency.as_secs_f64());
+}
+
+pub fn llm_turn(latency: Duration) {
+    histogram!("interviewd_llm_turn_seconds").record(latency.as_secs_f64());
+}
+
+pub fn llm_token() {
+    counter!("interviewd_llm_tokens_total").increment(1);
+}
+
+/// An interviewer failure: `timeout`, `unavailable` or `invalid`.
+pub fn llm_failure(kind: &'static str) {
+    counter!("interviewd_llm_failures_total", "kind" => kind).increment(1);
+}
+
+pub fn db_commit(latency: Duration, events: usize, ok: bool) {
+    let outcome = if ok { "ok" } else { "error" };
+    histogram!("interviewd_db_commit_seconds", "outcome" => outcome).record(latency.as_secs_f64());
+    if ok {
+        histogram!("interviewd_db_batch_events").record(events as f64);
+    }
+}
