@@ -5,10 +5,10 @@ use std::{sync::Arc, time::Duration};
 use actix::Actor;
 use actix_web::{web, App, HttpServer};
 use interview_actors::ports::{Interviewer, SystemClock};
-use interview_actors::protocol::Role;
-use interview_actors::rooms::UserRooms;
+use interview_actors::protocol::{close, Role};
+use interview_actors::rooms::{CloseAll, UserRooms};
 use interview_actors::settings::RuntimeSettings;
-use interview_actors::supervisor::SessionSupervisor;
+use interview_actors::supervisor::{Drain, SessionSupervisor};
 use interview_actors::Runtime;
 
 use crate::auth::{now_secs, Auth, Claims};
@@ -67,6 +67,7 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     };
     let supervisor = SessionSupervisor::new(runtime.clone()).start();
     let rooms = UserRooms::default().start();
+    let (drain_supervisor, drain_rooms) = (supervisor.clone(), rooms.clone());
     let config = Arc::new(config);
     let state = AppState {
         config: config.clone(),
@@ -82,7 +83,8 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
             .app_data(web::Data::new(metrics.clone()))
             .configure(http::configure)
     })
-    .shutdown_timeout(10)
+    .disable_signals()
+    .shutdown_timeout(config.drain_timeout_ms.div_ceil(1000).max(1))
     .bind((config.bind.as_str(), config.port))?;
     let Some(addr) = server.addrs().first().copied() else {
         anyhow::bail!("bound no address");
@@ -93,8 +95,46 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     // Tests and scripts read this exact line to find the port.
     println!("listening on {addr}");
     tracing::info!(%addr, node = %config.node_id, "listening on {addr}");
-    server.run().await?;
+    let server = server.run();
+    let handle = server.handle();
+    let drain_timeout = Duration::from_millis(config.drain_timeout_ms);
+    actix_web::rt::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("draining: pausing interviews, closing sockets with 1012");
+        handle.pause().await;
+        let drain = async {
+            let _ = drain_supervisor.send(Drain).await;
+            drain_rooms.do_send(CloseAll {
+                code: close::RESTARTING,
+                reason: "server restarting".into(),
+            });
+            // Let the Close frames reach the clients.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        if tokio::time::timeout(drain_timeout, drain).await.is_err() {
+            tracing::warn!("drain did not finish within DRAIN_TIMEOUT_MS; stopping anyway");
+        }
+        handle.stop(true).await;
+    });
+    server.await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use actix_web::rt::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = actix_web::rt::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = actix_web::rt::signal::ctrl_c().await;
 }
 
 /// `serve --dev`: one demo interview and tokens to try it with.

@@ -36,6 +36,14 @@ pub struct Notify {
     pub payload: Value,
 }
 
+/// Closes every open socket with `code` (the end of a graceful drain).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseAll {
+    pub code: u16,
+    pub reason: String,
+}
+
 /// Open sockets, for `GET /v1/websocket/stats`.
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -88,6 +96,19 @@ impl Handler<Notify> for UserRooms {
             socket.do_send(ToSocket::Frame("notification", frame.clone()));
         }
         MessageResult(room.len())
+    }
+}
+
+impl Handler<CloseAll> for UserRooms {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseAll, _: &mut Self::Context) {
+        for socket in self.rooms.values().flat_map(HashMap::values) {
+            socket.do_send(ToSocket::Close {
+                code: msg.code,
+                reason: msg.reason.clone(),
+            });
+        }
     }
 }
 

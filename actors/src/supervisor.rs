@@ -53,6 +53,12 @@ pub struct SessionIdle {
 #[rtype(result = "bool")]
 pub struct Passivate;
 
+/// Graceful shutdown: every live session pauses (persisted) and closes its
+/// sockets with 1012; new joins are refused. Answers when all are done.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
 /// Every live session, for operators.
 #[derive(Message)]
 #[rtype(result = "Vec<SessionInfo>")]
@@ -100,6 +106,7 @@ pub struct SessionSupervisor {
     runtime: Runtime,
     sessions: HashMap<String, Slot>,
     restarts: u64,
+    draining: bool,
 }
 
 impl SessionSupervisor {
@@ -108,6 +115,7 @@ impl SessionSupervisor {
             runtime,
             sessions: HashMap::new(),
             restarts: 0,
+            draining: false,
         }
     }
 
@@ -150,6 +158,15 @@ impl SessionSupervisor {
     }
 
     fn enqueue_or_load(&mut self, interview_id: String, item: Queued, ctx: &mut Context<Self>) {
+        if self.draining {
+            if let Queued::Attach(attach) = item {
+                attach.peer.send(ToSocket::Close {
+                    code: close::RESTARTING,
+                    reason: "server restarting".into(),
+                });
+            }
+            return;
+        }
         match self.sessions.get_mut(&interview_id) {
             Some(Slot::Live { addr, .. }) if addr.connected() => forward(addr, item),
             Some(Slot::Loading(queue)) | Some(Slot::Passivating { queue, .. }) => queue.push(item),
@@ -302,6 +319,27 @@ impl Handler<SessionIdle> for SessionSupervisor {
                     }
                 }),
         );
+    }
+}
+
+impl Handler<Drain> for SessionSupervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) -> Self::Result {
+        self.draining = true;
+        let drains: Vec<_> = self
+            .sessions
+            .values()
+            .filter_map(|slot| match slot {
+                Slot::Live { addr, .. } | Slot::Passivating { addr, .. } => {
+                    Some(addr.send(crate::session::DrainSession))
+                }
+                Slot::Loading(_) => None,
+            })
+            .collect();
+        Box::pin(async move {
+            futures_util::future::join_all(drains).await;
+        })
     }
 }
 

@@ -185,6 +185,7 @@ impl InterviewSession {
             self.end_outage_pause(ctx);
         }
         self.flush(ctx);
+        self.finish_drain_if_settled();
     }
 
     /// The database has been away too long: pause (the events wait in

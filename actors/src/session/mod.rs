@@ -53,6 +53,12 @@ pub struct Detach {
     pub conn_id: String,
 }
 
+/// Graceful shutdown of this session: pause if active, let the log commit,
+/// close every socket with 1012. Answers once that is done.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DrainSession;
+
 /// What operators see of a live session (`GET /v1/admin/sessions`).
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -97,6 +103,8 @@ pub struct InterviewSession {
     completing: bool,
     /// Paused because the database was away too long.
     paused_for_outage: bool,
+    /// Waiting for the log to settle before answering a drain.
+    drained: Option<tokio::sync::oneshot::Sender<()>>,
     /// Audio of the current answer.
     audio: Vec<u8>,
     /// Synthesised audio for a question: (question id, URL), when ready.
@@ -135,6 +143,7 @@ impl InterviewSession {
             waiting_on_interviewer: false,
             completing: false,
             paused_for_outage: false,
+            drained: None,
             audio: Vec::new(),
             question_audio: None,
             runtime,
@@ -294,6 +303,16 @@ impl InterviewSession {
         }
     }
 
+    /// During a drain: once everything is committed (and so sent), close.
+    fn finish_drain_if_settled(&mut self) {
+        if self.drained.is_some() && self.log.is_settled() {
+            self.close_all(close::RESTARTING, "server restarting");
+            if let Some(done) = self.drained.take() {
+                let _ = done.send(());
+            }
+        }
+    }
+
     fn next_message_id(&mut self) -> String {
         self.message_counter += 1;
         format!("m-{}-{}", self.log.next_seq(), self.message_counter)
@@ -397,6 +416,25 @@ impl Handler<StreamReport> for InterviewSession {
 
     fn handle(&mut self, report: StreamReport, ctx: &mut Self::Context) {
         self.on_stream_report(report, ctx);
+    }
+}
+
+impl Handler<DrainSession> for InterviewSession {
+    type Result = actix::ResponseFuture<()>;
+
+    fn handle(&mut self, _: DrainSession, ctx: &mut Self::Context) -> Self::Result {
+        if self.live.phase == Phase::Active && !self.completing {
+            self.pause(PauseReason::Server, ctx);
+        } else {
+            self.interrupt_turn(ctx);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.drained = Some(tx);
+        self.finish_drain_if_settled();
+        Box::pin(async move {
+            // A session that stops first answers by dropping the sender.
+            let _ = rx.await;
+        })
     }
 }
 
