@@ -40,7 +40,7 @@ pub enum Command {
     Migrate,
     /// Print a signed JWT to stdout (needs JWT_SECRET).
     Token(TokenArgs),
-    /// List live sessions of a running server (reserved: not implemented yet).
+    /// List the live session actors of a running server (needs ADMIN_TOKEN or JWT_SECRET).
     Sessions(SessionsArgs),
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod http;
 mod llm;
+mod sessions_cmd;
 mod store;
 mod telemetry;
 
@@ -34,6 +35,6 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Token(args) => cli::run_token(&config, &args),
-        Command::Sessions(_) => anyhow::bail!("`interviewd sessions` is not implemented yet"),
+        Command::Sessions(args) => sessions_cmd::run(&config, &args),
     }
 }
