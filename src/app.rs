@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use actix::Actor;
 use actix_web::{web, App, HttpServer};
-use interview_actors::ports::{Interviewer, SystemClock};
+use interview_actors::ports::{Interviewer, QuestionVoice, SystemClock, Transcriber};
 use interview_actors::protocol::{close, Role};
 use interview_actors::rooms::{CloseAll, UserRooms};
 use interview_actors::settings::RuntimeSettings;
@@ -14,7 +14,10 @@ use interview_actors::Runtime;
 use crate::auth::{now_secs, Auth, Claims};
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::llm::openai::{LlmSettings, OpenAiInterviewer};
 use crate::llm::scripted::ScriptedInterviewer;
+use crate::llm::stt::{OpenAiTranscriber, SttSettings};
+use crate::llm::tts::{serve_audio, AudioDir, OpenAiVoice, TtsSettings};
 use crate::store::{NewInterview, Store};
 
 /// The runtime's limits and timers, from the configuration.
@@ -41,11 +44,29 @@ fn scripted(config: &Config) -> Arc<dyn Interviewer> {
     )))
 }
 
-fn interviewer(config: &Config) -> Arc<dyn Interviewer> {
-    if config.llm_base_url.is_some() {
-        tracing::warn!("LLM_BASE_URL is set, but the model interviewer is not built yet; using the scripted interviewer");
-    }
-    scripted(config)
+/// The model interviewer when `LLM_BASE_URL` is set, else the scripted one.
+fn interviewer(config: &Config) -> anyhow::Result<Arc<dyn Interviewer>> {
+    let Some(mut settings) = LlmSettings::from_config(config) else {
+        return Ok(scripted(config));
+    };
+    settings.history_budget_chars = config.llm_history_budget_chars;
+    tracing::info!(model = %settings.model, "interviewer: OpenAI-compatible model");
+    Ok(Arc::new(OpenAiInterviewer::new(settings)?))
+}
+
+fn transcriber(config: &Config) -> anyhow::Result<Option<Arc<dyn Transcriber>>> {
+    let Some(settings) = SttSettings::from_config(config) else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(OpenAiTranscriber::new(settings)?)))
+}
+
+fn voice(config: &Config) -> anyhow::Result<Option<Arc<dyn QuestionVoice>>> {
+    let dir = std::path::PathBuf::from(&config.tts_dir);
+    let Some(settings) = TtsSettings::from_config(config, Some(dir)) else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(OpenAiVoice::new(settings)?)))
 }
 
 /// Runs the server until it is stopped.
@@ -58,16 +79,17 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     let store = Store::open(&config.database_url).await?;
     let runtime = Runtime {
         store: Arc::new(store.clone()),
-        interviewer: interviewer(&config),
+        interviewer: interviewer(&config)?,
         fallback: scripted(&config),
-        transcriber: None,
-        voice: None,
+        transcriber: transcriber(&config)?,
+        voice: voice(&config)?,
         clock: Arc::new(SystemClock),
         settings: Arc::new(runtime_settings(&config)),
     };
     let supervisor = SessionSupervisor::new(runtime.clone()).start();
     let rooms = UserRooms::default().start();
     let (drain_supervisor, drain_rooms) = (supervisor.clone(), rooms.clone());
+    let audio_dir = std::path::PathBuf::from(&config.tts_dir);
     let config = Arc::new(config);
     let state = AppState {
         config: config.clone(),
@@ -81,6 +103,8 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(metrics.clone()))
+            .app_data(web::Data::new(AudioDir(audio_dir.clone())))
+            .route("/v1/audio/{name}", web::get().to(serve_audio))
             .configure(http::configure)
     })
     .disable_signals()

@@ -88,6 +88,9 @@ pub struct Config {
     pub tts_dir: String,
     /// `DRAIN_TIMEOUT_MS` (10000): how long a graceful shutdown may take.
     pub drain_timeout_ms: u64,
+    /// `CHAOS_HOOKS` (off): enables `POST /v1/admin/sessions/{id}/crash`,
+    /// fault injection for tests and game days. Never in production.
+    pub chaos_hooks: bool,
 }
 
 /// Every variable this struct reads, in environment spelling. The file uses
@@ -128,6 +131,7 @@ pub const KEYS: &[&str] = &[
     "LLM_HISTORY_BUDGET_CHARS",
     "TTS_DIR",
     "DRAIN_TIMEOUT_MS",
+    "CHAOS_HOOKS",
 ];
 
 /// A JWT key shorter than this many bytes is accepted but warned about.
@@ -172,6 +176,7 @@ impl Default for Config {
             llm_history_budget_chars: 12_000,
             tts_dir: "./interviewd-audio".into(),
             drain_timeout_ms: 10_000,
+            chaos_hooks: false,
         }
     }
 }
@@ -310,6 +315,11 @@ impl Config {
             )?,
             tts_dir: src.string("TTS_DIR").unwrap_or(d.tts_dir),
             drain_timeout_ms: src.number("DRAIN_TIMEOUT_MS", d.drain_timeout_ms, 1)?,
+            chaos_hooks: match src.string("CHAOS_HOOKS").as_deref() {
+                None | Some("0" | "false" | "off") => false,
+                Some("1" | "true" | "on") => true,
+                Some(other) => anyhow::bail!("invalid CHAOS_HOOKS={other:?}: expected 1 or 0"),
+            },
         };
         Ok(config)
     }
@@ -410,6 +420,7 @@ impl fmt::Debug for Config {
             .field("llm_history_budget_chars", &self.llm_history_budget_chars)
             .field("tts_dir", &self.tts_dir)
             .field("drain_timeout_ms", &self.drain_timeout_ms)
+            .field("chaos_hooks", &self.chaos_hooks)
             .finish()
     }
 }

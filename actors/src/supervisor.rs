@@ -71,6 +71,14 @@ pub struct InspectOne {
     pub interview_id: String,
 }
 
+/// Chaos hook: make the live session of `interview_id` panic. Answers
+/// whether there was one.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct CrashSession {
+    pub interview_id: String,
+}
+
 /// Counters for operators.
 #[derive(Message)]
 #[rtype(result = "SupervisorStats")]
@@ -379,6 +387,20 @@ impl Handler<InspectOne> for SessionSupervisor {
                 None => None,
             }
         })
+    }
+}
+
+impl Handler<CrashSession> for SessionSupervisor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: CrashSession, _: &mut Self::Context) -> bool {
+        match self.sessions.get(&msg.interview_id) {
+            Some(Slot::Live { addr, .. }) => {
+                addr.do_send(crate::session::Crash);
+                true
+            }
+            _ => false,
+        }
     }
 }
 

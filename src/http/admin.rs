@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use interview_actors::protocol::rfc3339;
 use interview_actors::rooms::{CountSockets, Notify};
-use interview_actors::supervisor::{InspectOne, ListSessions, Stats};
+use interview_actors::supervisor::{CrashSession, InspectOne, ListSessions, Stats};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -20,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/v1/admin/sessions", web::get().to(sessions))
     .route("/v1/admin/sessions/{id}", web::get().to(session))
+    .route("/v1/admin/sessions/{id}/crash", web::post().to(crash))
     .route("/v1/websocket/stats", web::get().to(stats))
     .route("/v1/notifications", web::post().to(notify));
 }
@@ -63,6 +64,31 @@ async fn session(
         .map_err(|_| actors_away())?
         .ok_or_else(|| ApiError::not_found("no live session for this interview"))?;
     Ok(HttpResponse::Ok().json(info))
+}
+
+/// `POST /v1/admin/sessions/{id}/crash` (only with `CHAOS_HOOKS=1`): the
+/// session panics; the supervisor rebuilds it from the database and its
+/// sockets reconnect and replay. Proves the restart path on a live server.
+async fn crash(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    if !state.config.chaos_hooks {
+        return Err(ApiError::not_found("chaos hooks are off"));
+    }
+    admin_only(&caller)?;
+    let crashed = state
+        .supervisor
+        .send(CrashSession {
+            interview_id: id.into_inner(),
+        })
+        .await
+        .map_err(|_| actors_away())?;
+    if !crashed {
+        return Err(ApiError::not_found("no live session for this interview"));
+    }
+    Ok(HttpResponse::Accepted().json(json!({ "crashed": true })))
 }
 
 /// `GET /v1/websocket/stats`: `{connected, sessions, timestamp}`.

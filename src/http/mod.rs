@@ -7,6 +7,7 @@ pub mod error;
 pub mod health;
 pub mod interviews;
 pub mod metrics;
+pub mod pages;
 pub mod ws;
 
 use std::sync::Arc;
@@ -38,4 +39,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     interviews::configure(cfg);
     admin::configure(cfg);
     metrics::configure(cfg);
+    pages::configure(cfg);
 }

@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 use tokio::time::{timeout_at, Instant};
 
 use super::prompts::{self, ChatMessage};
-use super::provider::{message_of, truncate, Provider};
+use super::provider::{message_of, truncate, without_userinfo, Provider};
 use super::{sse, verdict};
 
 /// The model when `LLM_MODEL` is unset.
@@ -58,7 +58,7 @@ pub struct LlmSettings {
 impl fmt::Debug for LlmSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LlmSettings")
-            .field("base_url", &self.base_url)
+            .field("base_url", &without_userinfo(&self.base_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("model", &self.model)
             .field("timeout", &self.timeout)

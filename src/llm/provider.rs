@@ -287,7 +287,7 @@ async fn read_limited(mut response: Response) -> String {
 }
 
 /// `scheme://user:pass@host/...` without `user:pass@`, for `Debug`.
-fn without_userinfo(url: &str) -> String {
+pub fn without_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

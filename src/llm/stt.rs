@@ -14,7 +14,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use tokio::time::{timeout_at, Instant};
 
-use super::provider::Provider;
+use super::provider::{without_userinfo, Provider};
 
 /// The model when `STT_MODEL` is unset.
 pub const DEFAULT_MODEL: &str = "whisper-1";
@@ -31,7 +31,7 @@ pub struct SttSettings {
 impl fmt::Debug for SttSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SttSettings")
-            .field("base_url", &self.base_url)
+            .field("base_url", &without_userinfo(&self.base_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("model", &self.model)
             .field("timeout", &self.timeout)

@@ -25,7 +25,7 @@ use interview_actors::ports::{BoxFuture, InterviewerError, QuestionVoice};
 use serde_json::json;
 use tokio::time::{timeout_at, Instant};
 
-use super::provider::{provider_message, Provider};
+use super::provider::{provider_message, without_userinfo, Provider};
 
 pub const DEFAULT_MODEL: &str = "tts-1";
 pub const DEFAULT_VOICE: &str = "alloy";
@@ -49,7 +49,7 @@ pub struct TtsSettings {
 impl fmt::Debug for TtsSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TtsSettings")
-            .field("base_url", &self.base_url)
+            .field("base_url", &without_userinfo(&self.base_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("model", &self.model)
             .field("voice", &self.voice)
@@ -114,11 +114,6 @@ impl OpenAiVoice {
                 locks: Mutex::new(HashMap::new()),
             }),
         })
-    }
-
-    /// The directory the files are in (what `serve_audio` needs).
-    pub fn dir(&self) -> &Path {
-        &self.inner.dir
     }
 }
 

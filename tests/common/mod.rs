@@ -1,11 +1,18 @@
 //! Black-box harness for the interviewd integration tests.
 //!
 //! Every test starts the real binary (`interviewd serve`) on port 0 with its
-//! own SQLite file in a temp dir, talks to it over real WebSockets
+//! own database, talks to it over real WebSockets
 //! (tokio-tungstenite) and HTTP (reqwest), and checks the wire contract of
 //! docs/protocol.md. Every wait is bounded, so a broken server fails a test
 //! instead of hanging it; when a test panics, the server's stdout/stderr is
 //! printed.
+//!
+//! The database: with `DATABASE_URL` unset (or not PostgreSQL), a fresh
+//! SQLite file in the server's temp dir. With `DATABASE_URL=postgres://...`,
+//! a fresh database `<name>_t_<random>` on that server per `TestServer`
+//! (kept across `restart_same_db`, dropped with the server), so the whole
+//! suite runs once per backend with the same command. A test that passes its
+//! own `DATABASE_URL` override gets exactly that.
 //!
 //! Parts:
 //! - `TestServer`: spawn, `kill9`, `restart_same_db`, HTTP helpers.
@@ -17,6 +24,10 @@
 //! - event-log helpers: contiguity, candidate view vs observer view, transcript.
 
 #![allow(dead_code)]
+
+/// Throwaway PostgreSQL databases (shared with the store's unit tests).
+#[path = "../../src/store/scratch_db.rs"]
+pub mod scratch_db;
 
 use std::{
     io,
@@ -176,7 +187,29 @@ const CONFIG_VARS: &[&str] = &[
     "MAX_AUDIO_BYTES",
     "OUTBOX_FRAMES",
     "PUBLIC_URL",
+    "DB_OUTAGE_PAUSE_MS",
+    "LLM_HISTORY_BUDGET_CHARS",
+    "TTS_DIR",
+    "DRAIN_TIMEOUT_MS",
+    "CHAOS_HOOKS",
 ];
+
+/// The PostgreSQL server the suite runs against: `DATABASE_URL` when it
+/// points at PostgreSQL; `None` runs it on SQLite.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| scratch_db::is_postgres(url))
+}
+
+/// A fresh PostgreSQL database on the server of `base_url`.
+pub async fn scratch_postgres(base_url: &str) -> scratch_db::ScratchDb {
+    let base = base_url.to_owned();
+    tokio::task::spawn_blocking(move || scratch_db::ScratchDb::create(&base))
+        .await
+        .expect("create a scratch database")
+        .unwrap_or_else(|e| panic!("DATABASE_URL points at PostgreSQL, but: {e}"))
+}
 
 /// One `interviewd serve` child process with its own database.
 pub struct TestServer {
@@ -186,6 +219,9 @@ pub struct TestServer {
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
     http: reqwest::Client,
+    /// The PostgreSQL database of this server, dropped after the server
+    /// (fields drop after `Drop::drop` has killed the child).
+    pg: Option<scratch_db::ScratchDb>,
 }
 
 impl TestServer {
@@ -193,11 +229,19 @@ impl TestServer {
     /// environment variables, and waits (30 s at most) for `listening on`.
     pub async fn start(overrides: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("create a temp dir");
-        let db = dir.path().join("interviewd.db");
+        let own_db = overrides.iter().any(|(k, _)| *k == "DATABASE_URL");
+        let pg = match postgres_url() {
+            Some(base) if !own_db => Some(scratch_postgres(&base).await),
+            _ => None,
+        };
+        let database_url = match &pg {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("interviewd.db").display()),
+        };
         let mut env: Vec<(String, String)> = vec![
             ("BIND".into(), "127.0.0.1".into()),
             ("PORT".into(), "0".into()),
-            ("DATABASE_URL".into(), format!("sqlite://{}", db.display())),
+            ("DATABASE_URL".into(), database_url),
             ("JWT_SECRET".into(), SECRET.into()),
             ("SCRIPTED_WORD_DELAY_MS".into(), "1".into()),
             ("LOG_FORMAT".into(), "pretty".into()),
@@ -217,6 +261,7 @@ impl TestServer {
             child: None,
             log: Arc::default(),
             http,
+            pg,
         };
         server.spawn().await;
         server
@@ -433,6 +478,8 @@ impl Drop for TestServer {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         }
+        // `self.pg` drops next: `DROP DATABASE ... WITH (FORCE)` closes
+        // whatever connections the dying server still holds.
     }
 }
 

@@ -59,6 +59,12 @@ pub struct Detach {
 #[rtype(result = "()")]
 pub struct DrainSession;
 
+/// Fault injection for tests and game days: the session panics in its
+/// handler. Only reachable when the operator enabled chaos hooks.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
 /// What operators see of a live session (`GET /v1/admin/sessions`).
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -103,6 +109,8 @@ pub struct InterviewSession {
     completing: bool,
     /// Paused because the database was away too long.
     paused_for_outage: bool,
+    /// Set by `stopped`: a session dropped without it died in a handler.
+    stopped_cleanly: bool,
     /// Waiting for the log to settle before answering a drain.
     drained: Option<tokio::sync::oneshot::Sender<()>>,
     /// Audio of the current answer.
@@ -144,6 +152,7 @@ impl InterviewSession {
             completing: false,
             paused_for_outage: false,
             drained: None,
+            stopped_cleanly: false,
             audio: Vec::new(),
             question_audio: None,
             runtime,
@@ -353,6 +362,11 @@ impl Actor for InterviewSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        // actix also runs `stopped` while a panicking handler unwinds.
+        if std::thread::panicking() {
+            return;
+        }
+        self.stopped_cleanly = true;
         crate::metrics::session_phase(Some(self.live.phase), None);
         if let Some(turn) = self.turn.take() {
             turn.stream.do_send(crate::llm_stream::Cancel);
@@ -367,8 +381,11 @@ impl Actor for InterviewSession {
 
 impl Drop for InterviewSession {
     fn drop(&mut self) {
-        // A panic in a handler unwinds past `stopped`; tell the supervisor here.
-        if std::thread::panicking() {
+        // A panic in a handler skips `stopped` (the runtime catches it and
+        // drops the actor afterwards): close the sockets so clients resume,
+        // and have the supervisor rebuild the session from the database.
+        if !self.stopped_cleanly {
+            crate::metrics::session_phase(Some(self.live.phase), None);
             self.close_all(close::SERVER_ERROR, "session restarted");
             self.supervisor.do_send(SessionEnded {
                 interview_id: self.interview.id.clone(),
@@ -448,6 +465,15 @@ impl Handler<crate::supervisor::Passivate> for InterviewSession {
         tracing::info!(interview_id = %self.interview.id, "passivating idle session");
         ctx.stop();
         true
+    }
+}
+
+impl Handler<Crash> for InterviewSession {
+    type Result = ();
+
+    #[allow(clippy::panic)]
+    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
+        panic!("chaos: session {} asked to crash", self.session_id);
     }
 }
 

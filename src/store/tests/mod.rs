@@ -32,6 +32,8 @@ pub(super) struct TestStore {
     _db: TestDb,
 }
 
+/// Held for their `Drop`: the temp dir or the scratch database goes with it.
+#[allow(dead_code)]
 enum TestDb {
     Sqlite(tempfile::TempDir),
     Postgres(ScratchDb),

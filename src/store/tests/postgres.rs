@@ -19,17 +19,18 @@ use crate::store::{postgres, queries, Backend, Store};
 async fn kill_connections(db: &ScratchDb) {
     let url = db.url.clone();
     let name = db.name().to_owned();
-    tokio::task::spawn_blocking(move || {
+    let killed = tokio::task::spawn_blocking(move || {
         let mut admin = PgConnection::establish(&url).unwrap();
-        admin
-            .batch_execute(&format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-            ))
-            .unwrap();
+        let count = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> pg_backend_pid())"
+        )));
+        let killed: i64 = diesel::RunQueryDsl::get_result(count, &mut admin).unwrap();
+        killed
     })
     .await
     .unwrap();
+    assert!(killed > 0, "the pool should have held connections");
 }
 
 #[tokio::test]
