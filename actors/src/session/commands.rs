@@ -4,8 +4,10 @@
 
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 
-use super::{push_audio, state::Phase, InterviewSession};
+use super::{state::Phase, InterviewSession};
 use crate::event::{Event, PauseReason};
+use crate::ports::AnswerAudio;
+use crate::protocol::ErrorCode;
 use crate::protocol::{ClientCommand, ProctorKind, ProtocolError, Severity};
 
 type Outcome = Result<(), ProtocolError>;
@@ -242,4 +244,33 @@ impl InterviewSession {
         self.complete(ctx);
         Ok(())
     }
+}
+
+/// Audio bytes of the current answer, with the limit checked.
+pub(super) fn push_audio(
+    buffer: &mut Vec<u8>,
+    bytes: &[u8],
+    limit: usize,
+) -> Result<(), ProtocolError> {
+    if buffer.len() + bytes.len() > limit {
+        return Err(ProtocolError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("audio for one answer is limited to {limit} bytes"),
+        ));
+    }
+    buffer.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// The audio to store with an answer, if any was sent.
+pub(super) fn take_audio(
+    buffer: &mut Vec<u8>,
+    question_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<AnswerAudio> {
+    (!buffer.is_empty()).then(|| AnswerAudio {
+        question_id: question_id.to_string(),
+        bytes: std::mem::take(buffer),
+        ts: now,
+    })
 }

@@ -34,7 +34,7 @@ impl InterviewSession {
             .map(|q| q.question_id.clone())
             .unwrap_or_default();
         if let Some(audio) =
-            super::take_audio(&mut self.audio, &question_id, self.runtime.clock.now())
+            super::commands::take_audio(&mut self.audio, &question_id, self.runtime.clock.now())
         {
             self.log.attach_audio(audio);
         }
