@@ -1,0 +1,226 @@
+use super::*;
+use std::collections::HashMap;
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |key| map.get(key).cloned()
+}
+
+fn file(text: &str) -> FileValues {
+    FileValues::parse(text, "test.toml").unwrap()
+}
+
+#[test]
+fn defaults_match_the_design_table() {
+    let c = Config::from_lookup(&FileValues::default(), env(&[])).unwrap();
+    assert_eq!(c.bind, "0.0.0.0");
+    assert_eq!(c.port, 3001);
+    assert_eq!(c.database_url, "sqlite://interviewd.db");
+    assert_eq!(c.redis_url, None);
+    assert!(c.node_id.ends_with(&format!("-{}", std::process::id())));
+    assert!(c.node_id.len() > format!("-{}", std::process::id()).len());
+    assert_eq!(c.jwt_secret, None);
+    assert_eq!(c.jwt_issuer, None);
+    assert_eq!(c.jwt_audience, None);
+    assert_eq!(c.llm_base_url, None);
+    assert_eq!(c.llm_timeout_ms, 30_000);
+    assert_eq!(c.stt_base_url, None);
+    assert_eq!(c.tts_base_url, None);
+    assert_eq!(c.heartbeat_interval_ms, 30_000);
+    assert_eq!(c.session_idle_passivate_ms, 300_000);
+    assert_eq!(c.session_ttl_secs, 86_400);
+    assert_eq!(c.max_frame_bytes, 65_536);
+    assert_eq!(c.rate_limit_per_sec, 50);
+    assert_eq!(c.rate_limit_burst, 100);
+    assert_eq!(c.admin_token, None);
+    assert_eq!(c.log_format, LogFormat::Pretty);
+    assert_eq!(c.scripted_word_delay_ms, 30);
+    assert_eq!(c.max_audio_bytes, 10_485_760);
+    assert_eq!(c.outbox_frames, 1024);
+    assert_eq!(c.public_url, None);
+    assert!(c.warnings().is_empty());
+}
+
+#[test]
+fn file_values_apply_and_env_overrides_them() {
+    let f = file(
+        r#"
+        port = 4000
+        bind = "127.0.0.1"
+        jwt_secret = "from-file"
+        log_format = "json"
+        redis_url = "redis://file"
+        public_url = "https://interviews.example.com/"
+        "#,
+    );
+    let c = Config::from_lookup(
+        &f,
+        env(&[
+            ("PORT", "5000"),
+            ("JWT_SECRET", "from-env"),
+            ("NODE_ID", "n1"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.port, 5000, "env wins over the file");
+    assert_eq!(c.jwt_secret.as_deref(), Some("from-env"));
+    assert_eq!(c.bind, "127.0.0.1", "file wins over the default");
+    assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(c.redis_url.as_deref(), Some("redis://file"));
+    assert_eq!(c.node_id, "n1");
+    assert_eq!(
+        c.public_url.as_deref(),
+        Some("https://interviews.example.com")
+    );
+}
+
+#[test]
+fn empty_env_counts_as_unset() {
+    let f = file("redis_url = \"redis://file\"\nport = 4000");
+    let c = Config::from_lookup(
+        &f,
+        env(&[
+            ("REDIS_URL", ""),
+            ("PORT", "  "),
+            ("JWT_SECRET", ""),
+            ("LLM_BASE_URL", ""),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.redis_url.as_deref(), Some("redis://file"));
+    assert_eq!(c.port, 4000);
+    assert_eq!(c.jwt_secret, None);
+    assert_eq!(c.llm_base_url, None);
+
+    let f = file("jwt_issuer = \"\"");
+    let c = Config::from_lookup(&f, env(&[])).unwrap();
+    assert_eq!(
+        c.jwt_issuer, None,
+        "an empty string in the file is unset too"
+    );
+}
+
+#[test]
+fn port_zero_is_allowed() {
+    let c = Config::from_lookup(&FileValues::default(), env(&[("PORT", "0")])).unwrap();
+    assert_eq!(c.port, 0);
+}
+
+#[test]
+fn bad_numbers_name_the_variable() {
+    for (key, value) in [
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("PORT", "-1"),
+        ("LLM_TIMEOUT_MS", "1.5"),
+        ("HEARTBEAT_INTERVAL_MS", "0"),
+        ("MAX_FRAME_BYTES", "64k"),
+        ("RATE_LIMIT_BURST", "0"),
+        ("OUTBOX_FRAMES", "lots"),
+    ] {
+        let err = Config::from_lookup(&FileValues::default(), env(&[(key, value)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{err}");
+        assert!(err.contains("environment"), "{err}");
+    }
+}
+
+#[test]
+fn bad_file_values_name_the_key_and_file() {
+    let err = Config::from_lookup(&file("port = \"many\""), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("PORT") && err.contains("test.toml"), "{err}");
+
+    let err = FileValues::parse("prot = 3001", "test.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("prot") && err.contains("unknown"), "{err}");
+
+    let err = FileValues::parse("port = 3.5", "test.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("port"), "{err}");
+
+    let err = FileValues::parse("port = ", "test.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not valid TOML"), "{err}");
+}
+
+#[test]
+fn bad_log_format_is_refused() {
+    let err = Config::from_lookup(&FileValues::default(), env(&[("LOG_FORMAT", "xml")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("LOG_FORMAT"), "{err}");
+    let c = Config::from_lookup(&FileValues::default(), env(&[("LOG_FORMAT", "JSON")])).unwrap();
+    assert_eq!(c.log_format, LogFormat::Json);
+}
+
+#[test]
+fn zero_is_allowed_where_it_means_something() {
+    let c = Config::from_lookup(
+        &FileValues::default(),
+        env(&[
+            ("SCRIPTED_WORD_DELAY_MS", "0"),
+            ("SESSION_IDLE_PASSIVATE_MS", "0"),
+            ("SESSION_TTL_SECS", "0"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.scripted_word_delay_ms, 0);
+    assert_eq!(c.session_idle_passivate_ms, 0);
+    assert_eq!(c.session_ttl_secs, 0);
+}
+
+#[test]
+fn jwt_secret_required_explains_itself() {
+    let c = Config::default();
+    let err = c.jwt_secret_required().unwrap_err().to_string();
+    assert!(err.contains("JWT_SECRET") && err.contains("--dev"), "{err}");
+    let c = Config {
+        jwt_secret: Some("short".into()),
+        ..Config::default()
+    };
+    assert_eq!(c.jwt_secret_required().unwrap(), "short");
+    assert_eq!(c.warnings().len(), 1);
+}
+
+#[test]
+fn debug_redacts_secrets() {
+    let c = Config {
+        jwt_secret: Some("s3cret-jwt".into()),
+        llm_api_key: Some("sk-abc".into()),
+        admin_token: Some("adm1n".into()),
+        database_url: "postgres://app:pa55word@db:5432/interviewd".into(),
+        redis_url: Some("redis://:r3dis@cache:6379".into()),
+        ..Config::default()
+    };
+    let text = format!("{c:?}");
+    for secret in ["s3cret-jwt", "sk-abc", "adm1n", "pa55word", "r3dis"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    assert!(
+        text.contains("postgres://app:***@db:5432/interviewd"),
+        "{text}"
+    );
+}
+
+#[test]
+fn redact_url_leaves_plain_urls_alone() {
+    assert_eq!(
+        redact_url("sqlite://interviewd.db"),
+        "sqlite://interviewd.db"
+    );
+    assert_eq!(redact_url("redis://cache:6379/0"), "redis://cache:6379/0");
+    assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+    assert_eq!(
+        redact_url("postgres://app:p@ss@db/x?a=b@c"),
+        "postgres://app:***@db/x?a=b@c"
+    );
+}
