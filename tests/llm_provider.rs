@@ -211,3 +211,101 @@ async fn a_failing_provider_gives_ai_unavailable_and_the_interview_goes_on() {
         "the API key must never be logged"
     );
 }
+
+/// Pausing mid-message stops the model's stream: the provider sees the
+/// client hang up, the message ends `interrupted`, and no token of it
+/// reaches any client afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_cancels_the_model_stream() {
+    let fake = FakeProvider::start().await;
+    let words: Vec<String> = (0..200).map(|i| format!("w{i} ")).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let slow = StreamReply::tokens(&words).token_delay(Duration::from_millis(20));
+    fake.push(Reply::Stream(slow));
+    let server = start_with_model(&fake, "30000").await;
+    let iv = server.create_interview().await;
+    let (mut rec, _) = join_observer(&server, &iv, None, "recruiter", None).await;
+    let (mut cand, _) = join_candidate(&server, &iv, None).await;
+
+    cand.send("start-interview", json!({})).await;
+    // Some tokens are out, then the candidate pauses.
+    let mut tokens = 0;
+    while tokens < 5 {
+        if ty(&cand.recv().await) == "ai-token" {
+            tokens += 1;
+        }
+    }
+    cand.send("pause-interview", json!({})).await;
+    let rest = cand.collect_until("interview-paused").await;
+    let end = rest
+        .iter()
+        .find(|f| ty(f) == "ai-stream-end")
+        .unwrap_or_else(|| panic!("the message ends: {:?}", types(&rest)));
+    assert_eq!(end["data"]["interrupted"], true, "{end}");
+    let message_id = end["data"]["messageId"].clone();
+    assert!(
+        fake.wait_for_hang_up(0, Duration::from_secs(5)).await,
+        "the provider must see the request dropped"
+    );
+    // Nothing of that message after its end, on either socket.
+    let after = cand.collect_quiet(Duration::from_millis(500)).await;
+    assert!(
+        !after.iter().any(|f| f["data"]["messageId"] == message_id),
+        "{:?}",
+        types(&after)
+    );
+    rec.collect_until_seq(cand.last_seq).await;
+    let seen = rec.events();
+    let end_at = seen
+        .iter()
+        .position(|f| ty(f) == "ai-stream-end" && f["data"]["messageId"] == message_id)
+        .expect("observer saw the end");
+    assert!(!seen[end_at + 1..]
+        .iter()
+        .any(|f| ty(f) == "ai-token" && f["data"]["messageId"] == message_id));
+    let streamed: String = seen[..end_at]
+        .iter()
+        .filter(|f| ty(f) == "ai-token" && f["data"]["messageId"] == message_id)
+        .map(|f| f["data"]["text"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(end["data"]["text"].as_str().unwrap(), streamed);
+}
+
+/// A provider that never sends a first token: within a third of
+/// LLM_TIMEOUT_MS the candidate hears AI_UNAVAILABLE and the scripted
+/// interviewer asks the question in the same message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_provider_falls_back_within_the_first_token_deadline() {
+    let fake = FakeProvider::start().await;
+    fake.respond_with(|r| {
+        if r.is_stream() {
+            Reply::Stream(StreamReply::tokens(&["late"]).first_delay(Duration::from_secs(30)))
+        } else {
+            model_replies(r)
+        }
+    });
+    let server = start_with_model(&fake, "1500").await;
+    let iv = server.create_interview().await;
+    let (mut cand, _) = join_candidate(&server, &iv, None).await;
+    let started = std::time::Instant::now();
+    cand.send("start-interview", json!({})).await;
+    let turn = cand.collect_until("question").await;
+    let waited = started.elapsed();
+    assert!(
+        turn.iter()
+            .any(|f| ty(f) == "error" && f["data"]["code"] == "AI_UNAVAILABLE"),
+        "{:?}",
+        types(&turn)
+    );
+    let texts = messages(&turn);
+    assert_eq!(texts.len(), 1, "one message: {texts:?}");
+    assert!(texts[0].contains(&iv.questions[0].0), "{texts:?}");
+    let end = turn.iter().find(|f| ty(f) == "ai-stream-end").unwrap();
+    assert_eq!(
+        end["data"]["interrupted"], false,
+        "the fallback finished it: {end}"
+    );
+    // Not a timing assertion on speed: the candidate was not left waiting
+    // for the whole turn's deadline plus the provider's 30 s stall.
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+}
