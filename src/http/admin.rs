@@ -44,7 +44,7 @@ async fn sessions(caller: Caller, state: web::Data<AppState>) -> Result<HttpResp
         .send(ListSessions)
         .await
         .map_err(|_| actors_away())?;
-    sessions.sort_by(|a, b| b.age_ms.cmp(&a.age_ms));
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.age_ms));
     Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
 }
 
