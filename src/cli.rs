@@ -160,6 +160,10 @@ interviewd --dev: generated JWT_SECRET and a demo interview (not for production)
   candidate token  @CANDIDATE@
   recruiter token  @RECRUITER@
 
+In a browser (two windows):
+  candidate room   @HTTP@/room?token=@CANDIDATE@
+  recruiter view   @HTTP@/observe?interview=@ID@&token=@RECRUITER@
+
 Candidate, with websocat; paste each JSON line once it connects:
   websocat "@WS@/interview?token=@CANDIDATE@"
   {"type":"join-interview","data":{"interviewId":"@ID@"}}

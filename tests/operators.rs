@@ -173,9 +173,13 @@ async fn passivation_stops_the_actor_and_keeps_the_snapshot() {
     cand.send("pause-interview", json!({})).await;
     cand.collect_until("interview-paused").await;
 
-    let (mut before_ws, before) = join_observer(&server, &iv, None, "before", None).await;
-    drop(before_ws);
+    // The candidate leaves (observers hear of it), then the snapshot.
+    let (mut watcher, _) = join_observer(&server, &iv, None, "watcher", None).await;
     drop(cand);
+    watcher.collect_until("interview-interrupted").await;
+    let (before_ws, before) = join_observer(&server, &iv, None, "before", None).await;
+    drop(before_ws);
+    drop(watcher);
     wait_for_session(&server, &iv.id, 404).await;
 
     let (_after_ws, after) = join_observer(&server, &iv, None, "after", None).await;

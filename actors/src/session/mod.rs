@@ -218,20 +218,26 @@ impl InterviewSession {
         if self.is_candidate(conn_id) {
             self.candidate = None;
             self.audio.clear();
-            if self.live.phase == Phase::Active && !self.completing {
-                self.interrupt_turn(ctx);
+            // Observers learn of every drop; only an active interview pauses.
+            if !self.live.phase.is_terminal() && !self.completing {
+                let active = self.live.phase == Phase::Active;
+                if active {
+                    self.interrupt_turn(ctx);
+                }
                 self.emit(
                     Event::InterviewInterrupted {
                         reason: "disconnect".into(),
                     },
                     ctx,
                 );
-                self.emit(
-                    Event::InterviewPaused {
-                        reason: PauseReason::Disconnect,
-                    },
-                    ctx,
-                );
+                if active {
+                    self.emit(
+                        Event::InterviewPaused {
+                            reason: PauseReason::Disconnect,
+                        },
+                        ctx,
+                    );
+                }
             }
         } else {
             self.observers.remove(conn_id);

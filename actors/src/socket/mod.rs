@@ -362,7 +362,12 @@ impl<R: SocketRole> StreamHandler<Result<AggregatedMessage, WsError>> for Client
             Ok(AggregatedMessage::Binary(bytes)) => self.on_binary(&bytes, ctx),
             Ok(AggregatedMessage::Ping(bytes)) => self.push(Outgoing::Pong(bytes), ctx),
             Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => self.close(close::NORMAL, "goodbye", ctx),
+            // Echo the client's code (RFC 6455 5.5.1), so a client that reads
+            // the code it gets back sees its own.
+            Ok(AggregatedMessage::Close(reason)) => {
+                let code = reason.map_or(close::NORMAL, |r| u16::from(r.code));
+                self.close(code, "goodbye", ctx)
+            }
             Err(WsError::Overflow) => self.close(close::TOO_BIG, "frame over 1 MiB", ctx),
             Err(error) => {
                 tracing::debug!(connection_id = %self.info.id, %error, "websocket protocol error");
