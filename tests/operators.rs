@@ -225,3 +225,64 @@ async fn a_passivated_created_interview_still_expires() {
         Some(json!("interview-expired"))
     );
 }
+
+/// `GET /metrics` shows every family, with live values from an interview.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_every_family_with_live_values() {
+    let server = TestServer::start(&[]).await;
+    let iv = server.create_interview().await;
+    let (mut rec, _) = join_observer(&server, &iv, None, "recruiter", None).await;
+    let (mut cand, _) = join_candidate(&server, &iv, None).await;
+    let mut model = ScriptModel::new(&iv.questions);
+    start_turn(&mut cand, &mut model).await;
+    answer_turn(&mut cand, &mut model, LONG_ANSWER).await;
+    cand.send(
+        "proctor-event",
+        json!({"type": "tab-switch", "severity": "low"}),
+    )
+    .await;
+    rec.collect_until("trust-score-update").await;
+    let (_again, _) = join_observer(&server, &iv, None, "resumer", Some(0)).await;
+
+    let (code, body) = server.get("/metrics", None).await;
+    assert_eq!(code, 200);
+    let text = body.as_str().expect("Prometheus text").to_string();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+    };
+    assert_eq!(value(r#"interviewd_sessions{state="active"}"#), 1.0);
+    assert_eq!(value(r#"interviewd_sockets{role="candidate"}"#), 1.0);
+    assert_eq!(value(r#"interviewd_sockets{role="recruiter"}"#), 2.0);
+    assert!(value(r#"interviewd_session_transitions_total{from="created",to="active"}"#) >= 1.0);
+    assert!(value(r#"interviewd_frames_in_total{type="answer"}"#) >= 1.0);
+    assert!(value(r#"interviewd_frames_out_total{type="ai-token"}"#) >= 2.0);
+    assert!(value(r#"interviewd_resumes_total{recovered="true"}"#) >= 1.0);
+    assert!(value("interviewd_replayed_events_total") >= 10.0);
+    assert!(value("interviewd_llm_tokens_total") >= 2.0);
+    assert!(value("interviewd_llm_first_token_seconds_count") >= 2.0);
+    assert!(value("interviewd_llm_turn_seconds_count") >= 2.0);
+    assert!(value(r#"interviewd_db_commit_seconds_count{outcome="ok"}"#) >= 1.0);
+    assert!(value("interviewd_db_batch_events_sum") >= value("interviewd_db_batch_events_count"));
+    assert!(value("interviewd_process_resident_memory_bytes") > 1_000_000.0);
+    for zero in [
+        r#"interviewd_rejected_frames_total{reason="rate"}"#,
+        r#"interviewd_slow_consumers_total{role="recruiter"}"#,
+        r#"interviewd_heartbeat_timeouts_total{role="candidate"}"#,
+        r#"interviewd_llm_failures_total{kind="timeout"}"#,
+        "interviewd_session_restarts_total",
+    ] {
+        assert_eq!(value(zero), 0.0, "{zero}");
+    }
+    assert!(
+        text.contains("# HELP interviewd_db_commit_seconds"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"interviewd_db_commit_seconds_bucket{outcome="ok",le="0.005"}"#),
+        "{text}"
+    );
+}

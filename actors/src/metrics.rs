@@ -90,3 +90,95 @@ pub fn db_commit(latency: Duration, events: usize, ok: bool) {
         histogram!("interviewd_db_batch_events").record(events as f64);
     }
 }
+
+/// Describes every family (Prometheus `# HELP`) and touches each with zero,
+/// so a scrape shows them all from the start, not only after the first
+/// event of a kind.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!("interviewd_sessions", "Live session actors by state");
+    describe_counter!(
+        "interviewd_session_transitions_total",
+        "Session state transitions by from/to"
+    );
+    describe_counter!(
+        "interviewd_session_restarts_total",
+        "Sessions rebuilt by the supervisor after a panic"
+    );
+    describe_gauge!("interviewd_sockets", "Open WebSocket connections by role");
+    describe_counter!(
+        "interviewd_frames_in_total",
+        "Client frames received, by type"
+    );
+    describe_counter!(
+        "interviewd_frames_out_total",
+        "Frames sent to clients, by type"
+    );
+    describe_counter!(
+        "interviewd_rejected_frames_total",
+        "Client frames refused by rate or size"
+    );
+    describe_counter!(
+        "interviewd_slow_consumers_total",
+        "Sockets closed with 4008 because their outbox overflowed"
+    );
+    describe_counter!(
+        "interviewd_heartbeat_timeouts_total",
+        "Sockets closed with 4006"
+    );
+    describe_counter!(
+        "interviewd_resumes_total",
+        "Joins and observes with lastSeq, by recovered"
+    );
+    describe_counter!(
+        "interviewd_replayed_events_total",
+        "Events replayed to resuming clients"
+    );
+    describe_histogram!(
+        "interviewd_llm_first_token_seconds",
+        Unit::Seconds,
+        "Time to an interviewer message's first piece"
+    );
+    describe_histogram!(
+        "interviewd_llm_turn_seconds",
+        Unit::Seconds,
+        "Time to a whole interviewer message"
+    );
+    describe_counter!("interviewd_llm_tokens_total", "Interviewer pieces streamed");
+    describe_counter!(
+        "interviewd_llm_failures_total",
+        "Interviewer failures by kind"
+    );
+    describe_histogram!(
+        "interviewd_db_commit_seconds",
+        Unit::Seconds,
+        "Event batch commit latency"
+    );
+    describe_histogram!("interviewd_db_batch_events", "Events per committed batch");
+    describe_gauge!(
+        "interviewd_process_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident set size of the process"
+    );
+
+    for role in ["candidate", "recruiter", "admin", "service"] {
+        gauge!("interviewd_sockets", "role" => role).increment(0.0);
+        counter!("interviewd_slow_consumers_total", "role" => role).absolute(0);
+        counter!("interviewd_heartbeat_timeouts_total", "role" => role).absolute(0);
+    }
+    for state in ["created", "active", "paused", "completed", "expired"] {
+        gauge!("interviewd_sessions", "state" => state).increment(0.0);
+    }
+    for reason in ["rate", "size"] {
+        counter!("interviewd_rejected_frames_total", "reason" => reason).absolute(0);
+    }
+    for kind in ["timeout", "unavailable", "invalid"] {
+        counter!("interviewd_llm_failures_total", "kind" => kind).absolute(0);
+    }
+    for recovered in ["true", "false"] {
+        counter!("interviewd_resumes_total", "recovered" => recovered).absolute(0);
+    }
+    counter!("interviewd_session_restarts_total").absolute(0);
+    counter!("interviewd_replayed_events_total").absolute(0);
+    counter!("interviewd_llm_tokens_total").absolute(0);
+}

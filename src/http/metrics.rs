@@ -19,6 +19,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)?
         .set_buckets_for_metric(Matcher::Full("interviewd_db_batch_events".into()), BATCH)?
         .install_recorder()?;
+    interview_actors::metrics::describe();
     Ok(handle)
 }
 
