@@ -286,3 +286,45 @@ async fn metrics_show_every_family_with_live_values() {
         "{text}"
     );
 }
+
+/// `LOG_FORMAT=json`: one JSON object per line; a connection's lines carry
+/// its `connection_id`, `role` and `interview_id`; no token is ever logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_connection_span_and_never_a_token() {
+    let server =
+        TestServer::start(&[("LOG_FORMAT", "json"), ("HEARTBEAT_INTERVAL_MS", "300")]).await;
+    let iv = server.create_interview().await;
+    let (mut rec, _) = join_observer(&server, &iv, None, "observer", None).await;
+    let (mut cand, hello) = WsClient::connected(server.port, &iv.join_token, "candidate").await;
+    let connection_id = hello["connectionId"].as_str().unwrap().to_string();
+    cand.join(&iv.id, None).await;
+    // The candidate goes silent: its heartbeat timeout is logged in its span.
+    rec.collect_until("interview-interrupted").await;
+    let (code, _) = cand.expect_close_after_frames(STEP).await;
+    assert_eq!(code, 4006);
+
+    let log = server.dump_log();
+    let json_lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("[stderr] "))
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(!json_lines.is_empty(), "{log}");
+    let timeout = json_lines
+        .iter()
+        .find(|l| l["message"] == "heartbeat timeout")
+        .unwrap_or_else(|| panic!("no heartbeat timeout line in\n{log}"));
+    assert_eq!(
+        timeout["span"]["connection_id"],
+        connection_id.as_str(),
+        "{timeout}"
+    );
+    assert_eq!(timeout["span"]["role"], "candidate", "{timeout}");
+    assert_eq!(timeout["span"]["interview_id"], iv.id.as_str(), "{timeout}");
+    assert!(!log.contains(&iv.join_token), "a token was logged");
+    assert!(
+        !log.contains(&recruiter_token(ORG)[..40]),
+        "a token was logged"
+    );
+}

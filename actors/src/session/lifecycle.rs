@@ -45,6 +45,7 @@ impl InterviewSession {
     /// Drops sockets that are gone, passivates an idle session, expires an
     /// interview left created or paused past its TTL.
     pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         if let Some(candidate) = &self.candidate {
             if !candidate.socket.connected() {
                 let id = candidate.info.id.clone();
@@ -99,6 +100,7 @@ impl Handler<DrainSession> for InterviewSession {
     type Result = actix::ResponseFuture<()>;
 
     fn handle(&mut self, _: DrainSession, ctx: &mut Self::Context) -> Self::Result {
+        let _span = self.span.clone().entered();
         if self.live.phase == Phase::Active && !self.completing {
             self.pause(PauseReason::Server, ctx);
         } else {
@@ -118,6 +120,7 @@ impl Handler<crate::supervisor::Passivate> for InterviewSession {
     type Result = bool;
 
     fn handle(&mut self, _: crate::supervisor::Passivate, ctx: &mut Self::Context) -> bool {
+        let _span = self.span.clone().entered();
         if !self.is_idle() {
             return false;
         }
@@ -132,6 +135,7 @@ impl Handler<Crash> for InterviewSession {
 
     #[allow(clippy::panic)]
     fn handle(&mut self, _: Crash, _: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         panic!("chaos: session {} asked to crash", self.session_id);
     }
 }
@@ -140,6 +144,7 @@ impl Handler<Inspect> for InterviewSession {
     type Result = MessageResult<Inspect>;
 
     fn handle(&mut self, _: Inspect, _: &mut Self::Context) -> Self::Result {
+        let _span = self.span.clone().entered();
         MessageResult(SessionInfo {
             interview_id: self.interview.id.clone(),
             session_id: self.session_id.clone(),

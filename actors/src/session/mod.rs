@@ -91,6 +91,8 @@ pub struct InterviewSession {
     runtime: Runtime,
     supervisor: Addr<SessionSupervisor>,
     started: Instant,
+    /// `interview_id` and `session_id` on every log line of this session.
+    span: tracing::Span,
     /// When the last socket left (for passivation).
     idle_since: Option<Instant>,
     message_counter: u64,
@@ -111,8 +113,11 @@ impl InterviewSession {
         let committed = live.clone();
         let events: Vec<Arc<LoggedEvent>> = stored.events.into_iter().map(Arc::new).collect();
         let log = EventLog::new(events, committed);
+        let session_id = format!("s-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let span = tracing::info_span!("interview", interview_id = %interview.id, session_id = %session_id);
         InterviewSession {
-            session_id: format!("s-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            span,
+            session_id,
             interview,
             live,
             log,
@@ -257,6 +262,7 @@ impl Actor for InterviewSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         crate::metrics::session_phase(None, Some(self.live.phase));
         // A session that died while active (a crash or a panic) comes back
         // paused: the interviewer's open message is closed as interrupted.
@@ -287,6 +293,7 @@ impl Actor for InterviewSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         // actix also runs `stopped` while a panicking handler unwinds.
         if std::thread::panicking() {
             return;
@@ -325,6 +332,7 @@ impl Handler<Attach> for InterviewSession {
     type Result = ();
 
     fn handle(&mut self, msg: Attach, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         match msg.kind {
             PeerKind::Candidate => self.attach_candidate(msg, ctx),
             PeerKind::Observer => self.attach_observer(msg, ctx),
@@ -336,6 +344,7 @@ impl Handler<Command> for InterviewSession {
     type Result = ();
 
     fn handle(&mut self, msg: Command, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         if self.peer(&msg.conn_id).is_none() {
             return;
         }
@@ -349,6 +358,7 @@ impl Handler<Detach> for InterviewSession {
     type Result = ();
 
     fn handle(&mut self, msg: Detach, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         self.detach(&msg.conn_id, ctx);
     }
 }
@@ -357,6 +367,7 @@ impl Handler<StreamReport> for InterviewSession {
     type Result = ();
 
     fn handle(&mut self, report: StreamReport, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         self.on_stream_report(report, ctx);
     }
 }

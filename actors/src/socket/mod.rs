@@ -68,6 +68,9 @@ pub struct ClientSocket<R: SocketRole> {
     runtime: Runtime,
     rate: RateLimiter,
     last_heard: Instant,
+    /// `connection_id`, `role` and, once joined, `interview_id` on every
+    /// log line of this connection.
+    span: tracing::Span,
     _role: PhantomData<R>,
 }
 
@@ -91,7 +94,14 @@ impl<R: SocketRole> ClientSocket<R> {
             ctx.add_stream(stream);
             let settings = &runtime.settings;
             let outbox = Outbox::spawn(session, settings.outbox_frames, ctx.address().recipient());
+            let span = tracing::info_span!(
+                "connection",
+                connection_id = %info.id,
+                role = info.role.as_str(),
+                interview_id = tracing::field::Empty,
+            );
             ClientSocket {
+                span,
                 info: Arc::new(info),
                 outbox,
                 binding: Binding::Unbound,
@@ -135,6 +145,7 @@ impl<R: SocketRole> ClientSocket<R> {
     }
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         let interval = self.runtime.settings.heartbeat_interval;
         if self.last_heard.elapsed() >= interval * 2 {
             tracing::info!(connection_id = %self.info.id, "heartbeat timeout");
@@ -284,6 +295,7 @@ impl<R: SocketRole> ClientSocket<R> {
             self.error(&e, reference.as_deref(), ctx);
             return self.close(close::ACCESS_DENIED, "access denied", ctx);
         }
+        self.span.record("interview_id", interview_id.as_str());
         self.binding = Binding::Joining(interview_id.clone(), Vec::new());
         self.supervisor.do_send(Join {
             interview_id,
@@ -304,6 +316,7 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         let now = self.runtime.clock.now();
         let interval = self.runtime.settings.heartbeat_interval;
         let frame = reply_frame(
@@ -329,6 +342,7 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        let _span = self.span.clone().entered();
         metrics::socket_closed(self.info.role.as_str());
         self.rooms.do_send(LeaveRoom {
             user_id: self.info.user_id.clone(),
@@ -353,6 +367,7 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
 
 impl<R: SocketRole> StreamHandler<Result<AggregatedMessage, WsError>> for ClientSocket<R> {
     fn handle(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         if self.outbox.is_closed() {
             return;
         }
@@ -377,6 +392,7 @@ impl<R: SocketRole> StreamHandler<Result<AggregatedMessage, WsError>> for Client
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         // The client's side of the connection is gone.
         ctx.stop();
     }
@@ -386,6 +402,7 @@ impl<R: SocketRole> Handler<ToSocket> for ClientSocket<R> {
     type Result = ();
 
     fn handle(&mut self, msg: ToSocket, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         match msg {
             ToSocket::Bound(session) => {
                 if let Binding::Joining(interview_id, queued) =
@@ -431,6 +448,7 @@ impl<R: SocketRole> Handler<WriterFinished> for ClientSocket<R> {
     type Result = ();
 
     fn handle(&mut self, _: WriterFinished, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         ctx.stop();
     }
 }
