@@ -328,3 +328,25 @@ async fn json_logs_carry_the_connection_span_and_never_a_token() {
         "a token was logged"
     );
 }
+
+/// The TTL of a created interview runs from when it was created (the first
+/// join), not from when it was invited: an old invitation still opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_invitation_is_not_expired_on_its_first_join() {
+    let server =
+        TestServer::start(&[("SESSION_TTL_SECS", "2"), ("HEARTBEAT_INTERVAL_MS", "200")]).await;
+    let iv = server.create_interview().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(server.interview_row(&iv.id).await["status"], "PENDING");
+    let (mut cand, ready) = join_candidate(&server, &iv, None).await;
+    assert_eq!(ready["data"]["status"], "CREATED");
+    // A second passes with no expiry, then the interview can start.
+    let quiet = cand.collect_quiet(Duration::from_millis(1000)).await;
+    assert!(
+        !quiet.iter().any(|f| ty(f) == "interview-expired"),
+        "{:?}",
+        types(&quiet)
+    );
+    let mut model = ScriptModel::new(&iv.questions);
+    start_turn(&mut cand, &mut model).await;
+}

@@ -83,6 +83,9 @@ pub struct InterviewRecord {
 #[derive(Debug, Clone)]
 pub struct StoredInterview {
     pub record: InterviewRecord,
+    /// When the stored status began (the TTL of a created interview runs
+    /// from here, not from when it was first invited).
+    pub status_since: Option<DateTime<Utc>>,
     pub events: Vec<LoggedEvent>,
 }
 

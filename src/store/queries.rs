@@ -305,8 +305,10 @@ pub(super) async fn load(
     let Some((row, events)) = found else {
         return Ok(None);
     };
+    let view = row.into_view()?;
     Ok(Some(StoredInterview {
-        record: row.into_view()?.record,
+        record: view.record,
+        status_since: view.row.status_since,
         events: events
             .into_iter()
             .map(EventDbRow::into_logged)

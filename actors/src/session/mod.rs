@@ -19,7 +19,7 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
 use crate::connection::{Peer, PeerKind, ToSocket};
 use crate::event::{Event, LoggedEvent, PauseReason};
 use crate::llm_stream::{LlmStream, StreamReport};
-use crate::ports::StoredInterview;
+use crate::ports::{InterviewStatus, StoredInterview};
 use crate::protocol::{close, error_frame, ClientCommand, ProtocolError};
 use crate::supervisor::{SessionEnded, SessionSupervisor};
 use crate::Runtime;
@@ -109,6 +109,14 @@ impl InterviewSession {
         let mut live = SessionState::new(&interview);
         for e in &stored.events {
             live.apply(e);
+        }
+        // A phase with no event of its own (created) began when the row says;
+        // a first session for a pending interview creates it now.
+        if live.phase_since.is_none() {
+            live.phase_since = match interview.status {
+                InterviewStatus::Pending => Some(runtime.clock.now()),
+                _ => stored.status_since.or(Some(interview.created_at)),
+            };
         }
         let committed = live.clone();
         let events: Vec<Arc<LoggedEvent>> = stored.events.into_iter().map(Arc::new).collect();
