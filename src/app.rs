@@ -107,6 +107,13 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
             .route("/v1/audio/{name}", web::get().to(serve_audio))
             .configure(http::configure)
     })
+    // Real-time frames must not wait for Nagle's algorithm and a delayed ACK
+    // (measured: 40 ms on the first token of every message without this).
+    .on_connect(|connection, _| {
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .disable_signals()
     .shutdown_timeout(config.drain_timeout_ms.div_ceil(1000).max(1))
     .bind((config.bind.as_str(), config.port))?;

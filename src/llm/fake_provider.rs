@@ -275,6 +275,10 @@ struct Shared {
     queue: Mutex<VecDeque<Reply>>,
     responder: Mutex<Option<Responder>>,
     requests: Mutex<Vec<Recorded>>,
+    /// When each streamed token was written, over all requests (benchmarks).
+    token_times: Mutex<Vec<Instant>>,
+    /// When each hang-up was noticed, over all requests (benchmarks).
+    hang_up_times: Mutex<Vec<Instant>>,
 }
 
 /// The fake server; stops when dropped.
@@ -300,6 +304,8 @@ impl FakeProvider {
         let for_task = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
+                // Real providers stream with Nagle off; so does the fake.
+                let _ = socket.set_nodelay(true);
                 tokio::spawn(handle(socket, for_task.clone()));
             }
         });
@@ -336,6 +342,16 @@ impl FakeProvider {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// When each streamed token was written, in order, over all requests.
+    pub fn token_times(&self) -> Vec<Instant> {
+        self.shared.token_times.lock().unwrap().clone()
+    }
+
+    /// When each client hang-up was noticed, in order.
+    pub fn hang_up_times(&self) -> Vec<Instant> {
+        self.shared.hang_up_times.lock().unwrap().clone()
     }
 
     /// Waits until request `index` is recorded as hung up; false if it
@@ -386,7 +402,10 @@ async fn handle(socket: TcpStream, shared: Arc<Shared>) {
         requests.push(request);
         requests.len() - 1
     };
-    let finished = write_reply(&mut rd, &mut wr, reply).await;
+    let finished = write_reply(&mut rd, &mut wr, reply, &shared).await;
+    if !finished {
+        shared.hang_up_times.lock().unwrap().push(Instant::now());
+    }
     if finished {
         let _ = wr.shutdown().await;
     }
@@ -540,13 +559,18 @@ async fn write_body(
 }
 
 /// Writes the reply; false if the client hung up first.
-async fn write_reply(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, reply: Reply) -> bool {
+async fn write_reply(
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    reply: Reply,
+    shared: &Shared,
+) -> bool {
     match reply {
         Reply::Delayed(d, inner) => {
             if hung_up_during(rd, d).await {
                 return false;
             }
-            Box::pin(write_reply(rd, wr, *inner)).await
+            Box::pin(write_reply(rd, wr, *inner, shared)).await
         }
         Reply::Hangup => true,
         Reply::Status {
@@ -570,7 +594,7 @@ async fn write_reply(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, reply: Rep
             write_body(wr, 200, "application/json", &[], v.to_string().as_bytes()).await
         }
         Reply::Speech(bytes) => write_body(wr, 200, "audio/mpeg", &[], &bytes).await,
-        Reply::Stream(s) => write_stream(rd, wr, s).await,
+        Reply::Stream(s) => write_stream(rd, wr, s, shared).await,
     }
 }
 
@@ -581,7 +605,12 @@ fn chunk_json(delta: Value, finish: Option<&str>) -> Value {
     })
 }
 
-async fn write_stream(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, s: StreamReply) -> bool {
+async fn write_stream(
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    s: StreamReply,
+    shared: &Shared,
+) -> bool {
     let mut head = String::from(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n",
     );
@@ -666,6 +695,9 @@ async fn write_stream(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, s: Stream
         };
         if wr.write_all(bytes.as_bytes()).await.is_err() || wr.flush().await.is_err() {
             return false;
+        }
+        if is_token {
+            shared.token_times.lock().unwrap().push(Instant::now());
         }
     }
     if s.end == StreamEnd::Cut {
