@@ -1,0 +1,156 @@
+//! The load generator's smallest size of every scenario, in-process against
+//! the real server binary (which each scenario starts on port 0 with its
+//! own SQLite file). A smoke test: each must finish and report 0 duplicates
+//! and 0 gaps. No timing thresholds: benchmarks measure, tests assert
+//! behaviour (docs/benchmarks.md has the figures).
+
+use loadgen::scenario::{self, ActiveParams, Common, DormantParams, IdleParams, StormParams};
+use loadgen::{Report, ServerOpts};
+
+fn common() -> Common {
+    Common {
+        server: ServerOpts {
+            bin: Some(env!("CARGO_BIN_EXE_interviewd").into()),
+            ..ServerOpts::default()
+        },
+        concurrency: 32,
+        // This test binary cannot serve as a worker process; the smallest
+        // sizes fit in one.
+        processes: Some(1),
+        worker_exe: None,
+        verbose: true,
+    }
+}
+
+fn check(report: &Report) {
+    println!("{}", report.table());
+    let c = &report.checks;
+    assert!(
+        c.finished,
+        "{} did not finish: {:?}",
+        report.scenario, report.notes
+    );
+    assert_eq!(c.duplicates, 0, "{}: duplicates", report.scenario);
+    assert_eq!(c.gaps, 0, "{}: gaps", report.scenario);
+    assert_eq!(
+        c.connect_failures, 0,
+        "{}: connect failures",
+        report.scenario
+    );
+}
+
+fn small_active() -> ActiveParams {
+    ActiveParams {
+        interviews: 4,
+        observers: 2,
+        questions: 20,
+        warmup_s: 1,
+        duration_s: 3,
+        think_ms: 400,
+        word_delay_ms: 5,
+        heartbeat_ms: 500,
+        proctor_every_ms: 700,
+        ..ActiveParams::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_smallest() {
+    let report = scenario::idle(
+        &common(),
+        &IdleParams {
+            interviews: 10,
+            observers: 1,
+            heartbeat_ms: 300,
+            hold_s: 1,
+            questions: 3,
+        },
+    )
+    .await
+    .expect("idle runs");
+    check(&report);
+    assert!(report
+        .figure("per idle interview all-in (0 to N)")
+        .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_smallest() {
+    let report = scenario::active(&common(), &small_active())
+        .await
+        .expect("active runs");
+    check(&report);
+    let fanout = report
+        .figure("fan-out: session ts to observer")
+        .and_then(|f| f.latency)
+        .expect("a fan-out figure");
+    assert!(fanout.count > 0, "observers received session events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_smallest_with_llm_fake() {
+    let report = scenario::active(
+        &common(),
+        &ActiveParams {
+            llm_rate: Some(200.0),
+            llm_tokens: 20,
+            ..small_active()
+        },
+    )
+    .await
+    .expect("active with the LLM fake runs");
+    check(&report);
+    let relay = report
+        .figure("token relay: LLM fake write to receipt")
+        .and_then(|f| f.latency)
+        .expect("a relay figure");
+    assert!(relay.count > 0, "tokens from the LLM fake reached clients");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_smallest() {
+    let report = scenario::storm(
+        &common(),
+        &StormParams {
+            active: ActiveParams {
+                duration_s: 2,
+                ..small_active()
+            },
+            after_s: 2,
+            timeout_s: 60,
+        },
+    )
+    .await
+    .expect("storm runs");
+    check(&report);
+    let live = report
+        .figure("storm: clients live again")
+        .and_then(|f| f.value)
+        .expect("a storm figure");
+    assert_eq!(live, 12.0, "every client rejoined");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dormant_smallest() {
+    let report = scenario::dormant(
+        &common(),
+        &DormantParams {
+            interviews: 20,
+            reactivate: 5,
+            questions: 3,
+            start: true,
+            start_all: false,
+            passivate_ms: 500,
+            timeout_s: 60,
+        },
+    )
+    .await
+    .expect("dormant runs");
+    check(&report);
+    assert_eq!(
+        report
+            .figure("sessions live after re-activation")
+            .and_then(|f| f.value),
+        Some(5.0)
+    );
+}
