@@ -303,7 +303,8 @@ impl Config {
                 0,
             )?,
             max_audio_bytes: src.number("MAX_AUDIO_BYTES", d.max_audio_bytes, 1)?,
-            outbox_frames: src.number("OUTBOX_FRAMES", d.outbox_frames, 1)?,
+            // A committed batch (up to 128 events) reaches a socket in one burst.
+            outbox_frames: src.number("OUTBOX_FRAMES", d.outbox_frames, 256)?,
             public_url: src
                 .string("PUBLIC_URL")
                 .map(|url| url.trim_end_matches('/').to_string()),

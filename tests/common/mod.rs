@@ -318,6 +318,30 @@ impl TestServer {
             .push("----- interviewd killed with SIGKILL -----".into());
     }
 
+    /// SIGTERM (a graceful drain) and wait, at most `within`, for the exit:
+    /// `Some(exit code)`, or `None` if it did not exit in time (it is then
+    /// killed).
+    pub async fn terminate(&mut self, within: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let pid = child.id().expect("a running child has a pid");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let exited = match timeout(within, child.wait()).await {
+            Ok(Ok(status)) => Some(status.code().unwrap_or(-1)),
+            _ => {
+                let _ = child.start_kill();
+                None
+            }
+        };
+        self.log.lock().unwrap().push(format!(
+            "----- interviewd sent SIGTERM: exit {exited:?} -----"
+        ));
+        exited
+    }
+
     /// Starts the server again on the same database (and environment); the
     /// port changes. Kills the running process first if there is one.
     pub async fn restart_same_db(&mut self) {

@@ -18,8 +18,11 @@ use crate::event::{Audience, Event, LoggedEvent};
 use crate::ports::{AnswerAudio, Batch, StoreError};
 use crate::protocol::close;
 
-/// Events in one commit at most; the rest wait for the next.
-const MAX_BATCH: usize = 512;
+/// Events in one commit at most; the rest wait for the next. A batch is
+/// fanned out in one burst, so a socket's outbox must hold more than this
+/// (`OUTBOX_FRAMES` is at least twice it) or a reader that keeps up would be
+/// taken for a slow one.
+pub const MAX_BATCH: usize = 128;
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 

@@ -13,8 +13,12 @@ use actix_ws::{CloseCode, CloseReason, Session};
 use bytestring::ByteString;
 use tokio::sync::{mpsc, oneshot};
 
-/// How long a Close may take to reach a client that does not read.
+/// How long a Close may wait for room in actix-ws's queue.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// A slow consumer's Close waits behind what its TCP buffers already hold:
+/// it reaches the client as soon as the client reads again, and memory stays
+/// bounded meanwhile (the outbox is dropped; actix-ws holds 32 frames).
+const ABORT_GRACE: Duration = Duration::from_secs(10);
 
 pub enum Outgoing {
     Text(ByteString),
@@ -105,7 +109,7 @@ async fn write_loop(
             biased;
             cut = &mut abort => {
                 if let Ok((code, text)) = cut {
-                    let _ = tokio::time::timeout(CLOSE_GRACE, session.close(Some(reason(code, text)))).await;
+                    let _ = tokio::time::timeout(ABORT_GRACE, session.close(Some(reason(code, text)))).await;
                 }
                 break;
             }
@@ -117,7 +121,7 @@ async fn write_loop(
                     r = session.text(text) => r.is_ok(),
                     cut = &mut abort => {
                         if let Ok((code, text)) = cut {
-                            let _ = tokio::time::timeout(CLOSE_GRACE, session.close(Some(reason(code, text)))).await;
+                            let _ = tokio::time::timeout(ABORT_GRACE, session.close(Some(reason(code, text)))).await;
                         }
                         break;
                     }
