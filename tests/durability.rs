@@ -181,8 +181,8 @@ async fn kill9_mid_stream_keeps_every_seen_event() {
             .find(|s| seq_of(s) == seq_of(e))
             .unwrap_or_else(|| panic!("event the candidate saw is gone: {e}"));
         assert_eq!(
-            keys(&[stored.clone()]),
-            keys(&[e.clone()]),
+            keys(std::slice::from_ref(stored)),
+            keys(std::slice::from_ref(e)),
             "candidate's event"
         );
     }

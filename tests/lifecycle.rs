@@ -114,7 +114,10 @@ async fn end_interview_by_a_recruiter_while_paused() {
     assert!(s["categoryScores"].is_object());
     let r = rec.expect_type("interview-completed").await;
     let a = adm.expect_type("interview-completed").await;
-    assert_eq!(keys(&[r.clone()]), keys(&[done.clone()]));
+    assert_eq!(
+        keys(std::slice::from_ref(&r)),
+        keys(std::slice::from_ref(&done))
+    );
     assert_eq!(keys(&[a]), keys(&[done]));
     assert_eq!(cand.expect_close(STEP).await, 1000);
     assert_eq!(rec.expect_close(STEP).await, 1000);
