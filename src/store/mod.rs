@@ -19,7 +19,7 @@ mod postgres;
 mod queries;
 mod schema;
 #[cfg(test)]
-mod scratch_db;
+pub(crate) mod scratch_db;
 mod sqlite;
 #[cfg(test)]
 mod tests;

@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, PoolableConnection};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use futures_util::future::BoxFuture;
 use interview_actors::ports::StoreError;
 
 use super::commit_rows::{CommitError, CommitRows, StoredEventKey, INSERT_CHUNK};
@@ -95,13 +97,33 @@ impl PgDb {
         self.conn().await
     }
 
-    /// Writes one batch in one transaction with multi-row INSERTs.
+    /// Writes one batch in one transaction with multi-row INSERTs, sent
+    /// pipelined (one round trip for all of them). If that fails on a
+    /// constraint, some of the batch may be stored already (a retry after a
+    /// lost acknowledgement): a second transaction reads what is stored
+    /// first and writes the rest, or reports the conflict.
     pub async fn commit(&self, rows: CommitRows) -> Result<(), CommitError> {
         let run = async {
             let mut conn = self.writer().await.map_err(CommitError::Store)?;
-            let result = conn
-                .transaction::<_, CommitError, _>(async move |conn| write_batch(conn, rows).await)
+            let fast = conn
+                .transaction::<_, CommitError, _>(async |conn| write_pipelined(conn, &rows).await)
                 .await;
+            let result = match fast {
+                Err(CommitError::Db(DieselError::DatabaseError(kind, _)))
+                    if !conn.is_broken()
+                        && !matches!(
+                            kind,
+                            DatabaseErrorKind::ClosedConnection
+                                | DatabaseErrorKind::UnableToSendCommand
+                        ) =>
+                {
+                    conn.transaction::<_, CommitError, _>(async move |conn| {
+                        write_checked(conn, rows).await
+                    })
+                    .await
+                }
+                other => other,
+            };
             match result {
                 Err(CommitError::Db(e)) if conn.is_broken() => Err(CommitError::Store(
                     StoreError::Unavailable(format!("PostgreSQL connection lost: {e}")),
@@ -143,8 +165,64 @@ pub(super) fn classify(conn: &mut AsyncPgConnection, e: StoreError) -> StoreErro
     }
 }
 
-/// See `commit_rows` for why the stored head of the batch is read first.
-async fn write_batch(
+/// Every write of the batch, sent without waiting for each answer (the
+/// server still runs them in order). `NoInterview` if the row is missing.
+async fn write_pipelined(
+    conn: &mut AsyncPgConnection,
+    rows: &CommitRows,
+) -> Result<(), CommitError> {
+    let conn: &AsyncPgConnection = conn;
+    let mut writes: Vec<BoxFuture<'_, QueryResult<usize>>> = Vec::new();
+    for chunk in rows.events.chunks(INSERT_CHUNK) {
+        writes.push(
+            diesel::insert_into(session_events::table)
+                .values(chunk)
+                .execute(&mut &*conn),
+        );
+    }
+    for chunk in rows.transcript.chunks(INSERT_CHUNK) {
+        writes.push(
+            diesel::insert_into(transcript_entries::table)
+                .values(chunk)
+                .execute(&mut &*conn),
+        );
+    }
+    for chunk in rows.proctor.chunks(INSERT_CHUNK) {
+        writes.push(
+            diesel::insert_into(proctor_events::table)
+                .values(chunk)
+                .execute(&mut &*conn),
+        );
+    }
+    for chunk in rows.evaluations.chunks(INSERT_CHUNK) {
+        writes.push(
+            diesel::insert_into(evaluations::table)
+                .values(chunk)
+                .execute(&mut &*conn),
+        );
+    }
+    for chunk in rows.audio.chunks(16) {
+        writes.push(
+            diesel::insert_into(answer_audio::table)
+                .values(chunk)
+                .execute(&mut &*conn),
+        );
+    }
+    writes.push(
+        diesel::update(interviews::table.find(&rows.interview_id))
+            .set(&rows.update)
+            .execute(&mut &*conn),
+    );
+    let counts = futures_util::future::try_join_all(writes).await?;
+    if counts.last() == Some(&0) {
+        return Err(CommitError::NoInterview);
+    }
+    Ok(())
+}
+
+/// One statement at a time, reading the stored head of the batch first (see
+/// `commit_rows`).
+async fn write_checked(
     conn: &mut AsyncPgConnection,
     mut rows: CommitRows,
 ) -> Result<(), CommitError> {
