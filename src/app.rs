@@ -74,6 +74,11 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     if dev && config.jwt_secret.is_none() {
         config.jwt_secret = Some(crate::auth::generate_secret());
     }
+    if config.redis_url.is_some() {
+        tracing::warn!(
+            "REDIS_URL is set, but the Redis bus is not built yet: running as a single node"
+        );
+    }
     let auth = Auth::from_config(&config)?;
     let metrics = http::metrics::install()?;
     let store = Store::open(&config.database_url).await?;
