@@ -93,46 +93,8 @@ pub struct Config {
     pub chaos_hooks: bool,
 }
 
-/// Every variable this struct reads, in environment spelling. The file uses
-/// the same names in lower case.
-pub const KEYS: &[&str] = &[
-    "BIND",
-    "PORT",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "NODE_ID",
-    "JWT_SECRET",
-    "JWT_ISSUER",
-    "JWT_AUDIENCE",
-    "LLM_BASE_URL",
-    "LLM_API_KEY",
-    "LLM_MODEL",
-    "LLM_TIMEOUT_MS",
-    "STT_BASE_URL",
-    "STT_API_KEY",
-    "STT_MODEL",
-    "TTS_BASE_URL",
-    "TTS_API_KEY",
-    "TTS_MODEL",
-    "TTS_VOICE",
-    "HEARTBEAT_INTERVAL_MS",
-    "SESSION_IDLE_PASSIVATE_MS",
-    "SESSION_TTL_SECS",
-    "MAX_FRAME_BYTES",
-    "RATE_LIMIT_PER_SEC",
-    "RATE_LIMIT_BURST",
-    "ADMIN_TOKEN",
-    "LOG_FORMAT",
-    "SCRIPTED_WORD_DELAY_MS",
-    "MAX_AUDIO_BYTES",
-    "OUTBOX_FRAMES",
-    "PUBLIC_URL",
-    "DB_OUTAGE_PAUSE_MS",
-    "LLM_HISTORY_BUDGET_CHARS",
-    "TTS_DIR",
-    "DRAIN_TIMEOUT_MS",
-    "CHAOS_HOOKS",
-];
+mod keys;
+pub use keys::KEYS;
 
 /// A JWT key shorter than this many bytes is accepted but warned about.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;

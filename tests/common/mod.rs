@@ -152,47 +152,11 @@ pub fn word_count(text: &str) -> usize {
 // The server process
 // ---------------------------------------------------------------------------
 
-/// Every variable of DESIGN.md's configuration contract (and our own), removed
-/// from the child's environment unless a test sets it, so that the developer's
-/// shell cannot change what a test sees.
-const CONFIG_VARS: &[&str] = &[
-    "BIND",
-    "PORT",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "NODE_ID",
-    "JWT_SECRET",
-    "JWT_ISSUER",
-    "JWT_AUDIENCE",
-    "LLM_BASE_URL",
-    "LLM_API_KEY",
-    "LLM_MODEL",
-    "LLM_TIMEOUT_MS",
-    "STT_BASE_URL",
-    "STT_API_KEY",
-    "STT_MODEL",
-    "TTS_BASE_URL",
-    "TTS_API_KEY",
-    "TTS_MODEL",
-    "TTS_VOICE",
-    "HEARTBEAT_INTERVAL_MS",
-    "SESSION_IDLE_PASSIVATE_MS",
-    "SESSION_TTL_SECS",
-    "MAX_FRAME_BYTES",
-    "RATE_LIMIT_PER_SEC",
-    "RATE_LIMIT_BURST",
-    "ADMIN_TOKEN",
-    "LOG_FORMAT",
-    "SCRIPTED_WORD_DELAY_MS",
-    "MAX_AUDIO_BYTES",
-    "OUTBOX_FRAMES",
-    "PUBLIC_URL",
-    "DB_OUTAGE_PAUSE_MS",
-    "LLM_HISTORY_BUDGET_CHARS",
-    "TTS_DIR",
-    "DRAIN_TIMEOUT_MS",
-    "CHAOS_HOOKS",
-];
+/// Every setting's name (the server's own list), removed from the child's
+/// environment unless a test sets it.
+#[path = "../../src/config/keys.rs"]
+mod config_keys;
+use config_keys::KEYS as CONFIG_VARS;
 
 /// The PostgreSQL server the suite runs against: `DATABASE_URL` when it
 /// points at PostgreSQL; `None` runs it on SQLite.

@@ -292,20 +292,7 @@ impl InterviewSession {
     /// `ai-stream-end`, then the question the message led to (or the summary).
     fn finish_message(&mut self, interrupted: bool, ctx: &mut Context<Self>) {
         let Some(turn) = self.turn.take() else { return };
-        let text = self
-            .live
-            .open_message
-            .as_ref()
-            .map(|(_, t)| t.clone())
-            .unwrap_or_default();
-        self.emit(
-            Event::AiStreamEnd {
-                message_id: turn.message_id,
-                text,
-                interrupted,
-            },
-            ctx,
-        );
+        self.end_message(turn.message_id, interrupted, ctx);
         let owed = self.live.owed.clone();
         match owed {
             Some(Owed::Closing) | Some(Owed::Summary) => {
@@ -327,25 +314,28 @@ impl InterviewSession {
         }
     }
 
-    /// Stops the interviewer mid-message (pause, drop, end). The message is
-    /// closed as interrupted; what it owed stays owed.
-    pub(super) fn interrupt_turn(&mut self, ctx: &mut Context<Self>) {
-        let Some(turn) = self.turn.take() else { return };
-        turn.stream.do_send(Cancel);
+    /// `ai-stream-end` with the text streamed so far: what its tokens add up to.
+    fn end_message(&mut self, message_id: String, interrupted: bool, ctx: &mut Context<Self>) {
         let text = self
             .live
             .open_message
             .as_ref()
             .map(|(_, t)| t.clone())
             .unwrap_or_default();
-        self.emit(
-            Event::AiStreamEnd {
-                message_id: turn.message_id,
-                text,
-                interrupted: true,
-            },
-            ctx,
-        );
+        let end = Event::AiStreamEnd {
+            message_id,
+            text,
+            interrupted,
+        };
+        self.emit(end, ctx);
+    }
+
+    /// Stops the interviewer mid-message (pause, drop, end). The message is
+    /// closed as interrupted; what it owed stays owed.
+    pub(super) fn interrupt_turn(&mut self, ctx: &mut Context<Self>) {
+        let Some(turn) = self.turn.take() else { return };
+        turn.stream.do_send(Cancel);
+        self.end_message(turn.message_id, true, ctx);
     }
 
     /// Ends the interview: the summary, then `interview-completed`.
