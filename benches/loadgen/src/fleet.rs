@@ -313,7 +313,7 @@ impl Remote {
 
 pub enum Member {
     Local(Holder),
-    Remote(Remote),
+    Remote(Box<Remote>),
 }
 
 /// Every holder of idle sockets of one run.
@@ -337,7 +337,7 @@ impl Fleet {
                 None => std::env::current_exe()?,
             };
             for _ in 0..processes {
-                members.push(Member::Remote(Remote::spawn(&exe).await?));
+                members.push(Member::Remote(Box::new(Remote::spawn(&exe).await?)));
             }
         }
         Ok(Fleet {

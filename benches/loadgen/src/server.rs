@@ -238,6 +238,24 @@ impl Server {
         })
     }
 
+    /// A handle for polling this server from another task (no process
+    /// ownership).
+    pub fn sampler(&self) -> Server {
+        Server {
+            addr: self.addr,
+            base: self.base.clone(),
+            pid: self.pid,
+            secret: self.secret.clone(),
+            tokens: self.tokens.clone(),
+            started: false,
+            settings: Vec::new(),
+            child: None,
+            dir: None,
+            log: self.log.clone(),
+            http: self.http.clone(),
+        }
+    }
+
     /// The last lines the server printed.
     pub fn log_tail(&self, n: usize) -> Vec<String> {
         let log = self.log.lock().unwrap();

@@ -6,7 +6,8 @@
 //! missed. The replay is checked against `GET /v1/interviews/{id}/events`.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
@@ -279,6 +280,23 @@ pub async fn dormant(common: &Common, p: &DormantParams) -> Result<Report> {
     let failures = AtomicU64::new(0);
     let errors = Tally::default();
     let started = Instant::now();
+    // Live sessions and RSS, sampled while the first visits run: what the
+    // RSS high-water mark follows.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (sampling, server) = (sampling.clone(), server.sampler());
+        tokio::spawn(async move {
+            let (mut peak_sessions, mut peak_rss) = (0u64, 0u64);
+            while sampling.load(Ordering::Relaxed) {
+                if let Ok((_, sessions)) = server.ws_stats().await {
+                    peak_sessions = peak_sessions.max(sessions);
+                }
+                peak_rss = peak_rss.max(server.rss_bytes().await.unwrap_or(0));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            (peak_sessions, peak_rss)
+        })
+    };
     // The interviews to re-activate, spread over the set.
     let chosen_idx: BTreeSet<usize> = (0..r).map(|j| j * n / r.max(1)).collect();
     let mut lasts: Vec<(usize, Option<u64>)> = stream::iter(ids.iter().enumerate())
@@ -317,6 +335,8 @@ pub async fn dormant(common: &Common, p: &DormantParams) -> Result<Report> {
     lasts.sort_unstable_by_key(|(i, _)| *i);
     let lasts: Vec<Option<u64>> = lasts.into_iter().map(|(_, l)| l).collect();
     let visits = started.elapsed();
+    sampling.store(false, Ordering::Relaxed);
+    let (peak_sessions, peak_rss) = sampler.await.unwrap_or((0, 0));
     let (_, live_sessions) = server.ws_stats().await.unwrap_or((0, 0));
     let rss_visited = server.rss_bytes().await;
     common.say(format!(
@@ -347,7 +367,7 @@ pub async fn dormant(common: &Common, p: &DormantParams) -> Result<Report> {
     let reply = Hist::default();
     let live = Hist::default();
     let started = Instant::now();
-    let rejoins: Vec<(String, u64, Result<Rejoin>)> = stream::iter(chosen.into_iter())
+    let rejoins: Vec<(String, u64, Result<Rejoin>)> = stream::iter(chosen)
         .map(|(id, last)| {
             let server = &server;
             async move {
@@ -395,7 +415,7 @@ pub async fn dormant(common: &Common, p: &DormantParams) -> Result<Report> {
     let (_, sessions_after) = server.ws_stats().await.unwrap_or((0, 0));
     // Gaps: what the server's log says the candidate should have been
     // replayed, against what it was.
-    let expected: Vec<Result<(Vec<u64>, Vec<u64>)>> = stream::iter(checks.into_iter())
+    let expected: Vec<Result<(Vec<u64>, Vec<u64>)>> = stream::iter(checks)
         .map(|(id, last, head, got)| {
             let server = &server;
             async move {
@@ -465,6 +485,16 @@ pub async fn dormant(common: &Common, p: &DormantParams) -> Result<Report> {
         "sessions live after the first visits",
         live_sessions as f64,
         "",
+    );
+    report.value(
+        "peak live sessions during the first visits",
+        peak_sessions as f64,
+        "",
+    );
+    report.value(
+        "peak server RSS during the first visits",
+        mib(peak_rss),
+        "MiB",
     );
     report.value(
         "time until every session passivated",

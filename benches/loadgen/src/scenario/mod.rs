@@ -102,7 +102,12 @@ pub fn finish_report(report: &mut Report, fd: Option<FdLimit>, server: &Server) 
             .filter(|(k, _)| k != "JWT_SECRET" && k != "DATABASE_URL" && k != "TTS_DIR")
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
-        report.server = serde_json::json!({"started": true, "database": "sqlite (embedded, temp file)", "settings": settings});
+        let database = match server.settings.iter().find(|(k, _)| k == "DATABASE_URL") {
+            Some((_, url)) if url.starts_with("postgres") => "postgresql",
+            _ => "sqlite (embedded, temp file)",
+        };
+        report.server =
+            serde_json::json!({"started": true, "database": database, "settings": settings});
     } else {
         report.server = serde_json::json!({"started": false, "url": server.base});
     }
