@@ -81,6 +81,16 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     }
     let auth = Auth::from_config(&config)?;
     let metrics = http::metrics::install()?;
+    // Histogram samples pile up until upkeep drains them; do not wait for a
+    // scrape that may never come.
+    let upkeep = metrics.clone();
+    actix_web::rt::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     let store = Store::open(&config.database_url).await?;
     let runtime = Runtime {
         store: Arc::new(store.clone()),
