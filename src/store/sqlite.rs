@@ -15,7 +15,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use interview_actors::ports::StoreError;
 use tokio::sync::{mpsc, oneshot, Mutex, MutexGuard};
 
-use super::commit_rows::{CommitError, CommitRows, StoredEventKey, INSERT_CHUNK};
+use super::commit_rows::{CommitError, CommitRows, StoredEventKey};
 use super::schema::{
     answer_audio, evaluations, interviews, proctor_events, session_events, transcript_entries,
 };
@@ -157,9 +157,9 @@ impl SqliteDb {
     /// caller dropping this future never cancels it mid-flight.
     pub async fn commit(&self, rows: CommitRows) -> Result<(), CommitError> {
         let (done, outcome) = oneshot::channel();
-        self.commits
-            .send((rows, done))
-            .map_err(|_| CommitError::Store(StoreError::Unavailable("SQLite writer stopped".into())))?;
+        self.commits.send((rows, done)).map_err(|_| {
+            CommitError::Store(StoreError::Unavailable("SQLite writer stopped".into()))
+        })?;
         outcome.await.map_err(|_| {
             CommitError::Store(StoreError::Unavailable("SQLite writer stopped".into()))
         })?
@@ -250,24 +250,24 @@ fn write_batch(conn: &mut SqliteConnection, mut rows: CommitRows) -> Result<(), 
             rows.skip_stored_audio(&audio);
         }
     }
-    for chunk in rows.events.chunks(INSERT_CHUNK) {
+    for row in &rows.events {
         diesel::insert_into(session_events::table)
-            .values(chunk)
+            .values(row)
             .execute(conn)?;
     }
-    for chunk in rows.transcript.chunks(INSERT_CHUNK) {
+    for row in &rows.transcript {
         diesel::insert_into(transcript_entries::table)
-            .values(chunk)
+            .values(row)
             .execute(conn)?;
     }
-    for chunk in rows.proctor.chunks(INSERT_CHUNK) {
+    for row in &rows.proctor {
         diesel::insert_into(proctor_events::table)
-            .values(chunk)
+            .values(row)
             .execute(conn)?;
     }
-    for chunk in rows.evaluations.chunks(INSERT_CHUNK) {
+    for row in &rows.evaluations {
         diesel::insert_into(evaluations::table)
-            .values(chunk)
+            .values(row)
             .execute(conn)?;
     }
     // One at a time: audio rows are large.
