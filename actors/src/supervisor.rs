@@ -115,16 +115,33 @@ pub struct SessionSupervisor {
     sessions: HashMap<String, Slot>,
     restarts: u64,
     draining: bool,
+    /// Threads the sessions run on, an interview always on the same one, so
+    /// sessions use every core instead of the supervisor's thread alone.
+    arbiters: Vec<actix::ArbiterHandle>,
+    /// Kept so the threads live as long as the supervisor.
+    _threads: Vec<actix::Arbiter>,
 }
 
 impl SessionSupervisor {
     pub fn new(runtime: Runtime) -> SessionSupervisor {
+        let count = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads: Vec<actix::Arbiter> = (0..count).map(|_| actix::Arbiter::new()).collect();
         SessionSupervisor {
             runtime,
             sessions: HashMap::new(),
             restarts: 0,
             draining: false,
+            arbiters: threads.iter().map(actix::Arbiter::handle).collect(),
+            _threads: threads,
         }
+    }
+
+    /// The arbiter an interview's session runs on.
+    fn arbiter_for(&self, interview_id: &str) -> &actix::ArbiterHandle {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        interview_id.hash(&mut hasher);
+        &self.arbiters[(hasher.finish() as usize) % self.arbiters.len()]
     }
 
     fn load(&mut self, interview_id: String, queue: Vec<Queued>, ctx: &mut Context<Self>) {
@@ -145,7 +162,10 @@ impl SessionSupervisor {
                     let session =
                         InterviewSession::rebuild(stored, act.runtime.clone(), ctx.address());
                     let session_id = session.session_id().to_string();
-                    let addr = session.start();
+                    let addr = InterviewSession::start_in_arbiter(
+                        act.arbiter_for(&interview_id),
+                        move |_| session,
+                    );
                     for q in queue {
                         forward(&addr, q);
                     }
