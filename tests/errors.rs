@@ -220,13 +220,17 @@ async fn second_join_on_the_same_socket_is_already_joined() {
     let server = TestServer::start(&[]).await;
     let iv = server.create_interview().await;
 
+    // The observer first, so the candidate's `candidate-joined` reaches it
+    // live before the checks below (on PostgreSQL a commit is slow enough
+    // for it to land between any two frames otherwise).
+    let (mut rec, _) = join_observer(&server, &iv, None, "observer", None).await;
     let (mut cand, _) = join_candidate(&server, &iv, None).await;
+    rec.collect_until("candidate-joined").await;
     cand.send_ref("join-interview", json!({"interviewId": iv.id}), "j2")
         .await;
     cand.expect_error_ref("ALREADY_JOINED", "j2").await;
     cand.heartbeat_roundtrip("hb").await;
 
-    let (mut rec, _) = join_observer(&server, &iv, None, "observer", None).await;
     rec.send_ref("observe-interview", json!({"interviewId": iv.id}), "o2")
         .await;
     rec.expect_error_ref("ALREADY_JOINED", "o2").await;
