@@ -17,49 +17,15 @@ use tokio::sync::oneshot;
 
 use crate::tokens::Tokens;
 
-/// Settings of the configuration contract, removed from the server's
+/// Every setting's name (the server's own list), removed from the server's
 /// environment unless the load generator sets them, so that the caller's
 /// shell cannot change what is measured.
-const CONFIG_VARS: &[&str] = &[
-    "BIND",
-    "PORT",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "NODE_ID",
-    "JWT_SECRET",
-    "JWT_ISSUER",
-    "JWT_AUDIENCE",
-    "LLM_BASE_URL",
-    "LLM_API_KEY",
-    "LLM_MODEL",
-    "LLM_TIMEOUT_MS",
-    "STT_BASE_URL",
-    "STT_API_KEY",
-    "STT_MODEL",
-    "TTS_BASE_URL",
-    "TTS_API_KEY",
-    "TTS_MODEL",
-    "TTS_VOICE",
-    "HEARTBEAT_INTERVAL_MS",
-    "SESSION_IDLE_PASSIVATE_MS",
-    "SESSION_TTL_SECS",
-    "MAX_FRAME_BYTES",
-    "RATE_LIMIT_PER_SEC",
-    "RATE_LIMIT_BURST",
-    "ADMIN_TOKEN",
-    "LOG_FORMAT",
-    "SCRIPTED_WORD_DELAY_MS",
-    "MAX_AUDIO_BYTES",
-    "OUTBOX_FRAMES",
-    "PUBLIC_URL",
-    "DB_OUTAGE_PAUSE_MS",
-    "LLM_HISTORY_BUDGET_CHARS",
-    "TTS_DIR",
-    "DRAIN_TIMEOUT_MS",
-    "CHAOS_HOOKS",
-    "INTERVIEWD_CONFIG",
-    "RUST_LOG",
-];
+#[path = "../../../src/config/keys.rs"]
+mod config_keys;
+use config_keys::KEYS as CONFIG_VARS;
+
+/// Besides the settings: the config file variable and the log filter.
+const OTHER_VARS: &[&str] = &["INTERVIEWD_CONFIG", "RUST_LOG"];
 
 /// The JWT secret of a server the load generator starts.
 pub const DEFAULT_SECRET: &str = "loadgen-benchmark-secret-0123456789abcdef";
@@ -194,7 +160,7 @@ impl Server {
             .unwrap_or(secret);
         let mut cmd = Command::new(&bin);
         cmd.arg("serve");
-        for var in CONFIG_VARS {
+        for var in CONFIG_VARS.iter().chain(OTHER_VARS) {
             cmd.env_remove(var);
         }
         // The raised RLIMIT_NOFILE of this process is inherited.
