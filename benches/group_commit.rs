@@ -125,7 +125,7 @@ async fn session(
             let commit = store.commit(Batch {
                 interview_id: id.clone(),
                 events: batch.iter().map(|(e, _)| e.clone()).collect(),
-                row: row(last),
+                row: Some(row(last)),
                 audio: vec![],
             });
             let fut: Commit = Box::pin(async move { (commit.await, started) });

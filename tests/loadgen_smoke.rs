@@ -47,6 +47,7 @@ fn small_active() -> ActiveParams {
         warmup_s: 1,
         duration_s: 3,
         think_ms: 400,
+        think_spread_ms: 200,
         word_delay_ms: 5,
         heartbeat_ms: 500,
         proctor_every_ms: 700,

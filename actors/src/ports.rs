@@ -120,7 +120,10 @@ pub struct AnswerAudio {
 pub struct Batch {
     pub interview_id: String,
     pub events: Vec<Arc<LoggedEvent>>,
-    pub row: InterviewRow,
+    /// `None` when the batch leaves the row as it was (its `last_seq` aside,
+    /// which readers take from the log): most batches, and writing the row
+    /// for each of them was most of a commit's cost.
+    pub row: Option<InterviewRow>,
     pub audio: Vec<AnswerAudio>,
 }
 

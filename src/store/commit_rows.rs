@@ -28,7 +28,8 @@ pub(super) struct CommitRows {
     pub proctor: Vec<ProctorDbRow>,
     pub evaluations: Vec<EvaluationDbRow>,
     pub audio: Vec<AudioDbRow>,
-    pub update: RowUpdate,
+    /// `None`: the batch leaves the row as it was.
+    pub update: Option<RowUpdate>,
 }
 
 /// An event as stored, as far as telling a replay from a conflict needs.
@@ -62,7 +63,7 @@ impl CommitRows {
             proctor: Vec::new(),
             evaluations: Vec::new(),
             audio: Vec::with_capacity(batch.audio.len()),
-            update: RowUpdate::new(&batch.row)?,
+            update: batch.row.as_ref().map(RowUpdate::new).transpose()?,
         };
         for e in &batch.events {
             rows.events.push(EventDbRow::new(id, e)?);

@@ -281,6 +281,11 @@ impl EventStore for Store {
     }
 
     fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
+        // SQLite: queued straight to its writer thread from the session's
+        // thread, without a hop through the store runtime.
+        if let Backend::Sqlite(db) = &self.shared.backend {
+            return Box::pin(db.commit(batch));
+        }
         Box::pin(self.run(move |s| async move { queries::commit(&s.backend, batch).await }))
     }
 

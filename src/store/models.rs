@@ -72,7 +72,6 @@ pub(super) struct InterviewDbRow {
     pub progress: String,
     pub trust_score: i32,
     pub summary: Option<String>,
-    pub last_seq: i64,
     pub status_since: Option<NaiveDateTime>,
 }
 
@@ -95,12 +94,12 @@ impl InterviewDbRow {
             progress: update.progress,
             trust_score: update.trust_score,
             summary: update.summary,
-            last_seq: update.last_seq,
             status_since: update.status_since,
         })
     }
 
-    pub fn into_view(self) -> Result<InterviewView, StoreError> {
+    /// `last_seq` is the log's head, read from `session_events`.
+    pub fn into_view(self, last_seq: Option<i64>) -> Result<InterviewView, StoreError> {
         let status = InterviewStatus::parse(&self.status)
             .ok_or_else(|| StoreError::Corrupt(format!("status {:?}", self.status)))?;
         let record = InterviewRecord {
@@ -127,7 +126,7 @@ impl InterviewDbRow {
                 .as_deref()
                 .map(|s| from_json("summary", s))
                 .transpose()?,
-            last_seq: seq_from_db(self.last_seq)?,
+            last_seq: seq_from_db(last_seq.unwrap_or(0))?,
             status_since: self.status_since.map(from_db_time),
         };
         Ok(InterviewView { record, row })
@@ -144,7 +143,6 @@ pub(super) struct RowUpdate {
     pub progress: String,
     pub trust_score: i32,
     pub summary: Option<String>,
-    pub last_seq: i64,
     pub status_since: Option<NaiveDateTime>,
 }
 
@@ -161,7 +159,6 @@ impl RowUpdate {
                 .as_ref()
                 .map(|s| to_json("summary", s))
                 .transpose()?,
-            last_seq: seq_to_db(row.last_seq)?,
             status_since: row.status_since.map(to_db_time),
         })
     }

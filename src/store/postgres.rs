@@ -22,6 +22,7 @@ use futures_util::future::BoxFuture;
 use interview_actors::ports::StoreError;
 
 use super::commit_rows::{CommitError, CommitRows, StoredEventKey, INSERT_CHUNK};
+use super::models::InterviewDbRow;
 use super::schema::{
     answer_audio, evaluations, interviews, proctor_events, session_events, transcript_entries,
 };
@@ -95,6 +96,20 @@ impl PgDb {
 
     pub async fn reader(&self) -> Result<PgConn, StoreError> {
         self.conn().await
+    }
+
+    /// Inserts a new interview row.
+    pub async fn insert_interview(&self, row: InterviewDbRow) -> Result<(), StoreError> {
+        bounded(async {
+            let mut conn = self.writer().await?;
+            let inserted = diesel::insert_into(interviews::table)
+                .values(&row)
+                .execute(&mut conn)
+                .await
+                .map_err(super::queries::db_error);
+            inserted.map(drop).map_err(|e| classify(&mut conn, e))
+        })
+        .await
     }
 
     /// Writes one batch in one transaction with multi-row INSERTs, sent
@@ -208,13 +223,15 @@ async fn write_pipelined(
                 .execute(&mut &*conn),
         );
     }
-    writes.push(
-        diesel::update(interviews::table.find(&rows.interview_id))
-            .set(&rows.update)
-            .execute(&mut &*conn),
-    );
+    if let Some(update) = &rows.update {
+        writes.push(
+            diesel::update(interviews::table.find(&rows.interview_id))
+                .set(update)
+                .execute(&mut &*conn),
+        );
+    }
     let counts = futures_util::future::try_join_all(writes).await?;
-    if counts.last() == Some(&0) {
+    if rows.update.is_some() && counts.last() == Some(&0) {
         return Err(CommitError::NoInterview);
     }
     Ok(())
@@ -277,12 +294,14 @@ async fn write_checked(
             .execute(conn)
             .await?;
     }
-    let updated = diesel::update(interviews::table.find(&rows.interview_id))
-        .set(&rows.update)
-        .execute(conn)
-        .await?;
-    if updated == 0 {
-        return Err(CommitError::NoInterview);
+    if let Some(update) = &rows.update {
+        let updated = diesel::update(interviews::table.find(&rows.interview_id))
+            .set(update)
+            .execute(conn)
+            .await?;
+        if updated == 0 {
+            return Err(CommitError::NoInterview);
+        }
     }
     Ok(())
 }

@@ -1,7 +1,10 @@
 //! The query bodies, written once. `with_conn!` compiles each body once per
 //! backend, with `conn` bound to that backend's connection type.
 
+use std::collections::HashMap;
+
 use chrono::{NaiveDateTime, SubsecRound, Utc};
+use diesel::dsl::max;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -132,13 +135,11 @@ pub(super) async fn create_interview(
         status_since: None,
     };
     let db_row = InterviewDbRow::new(&record, &row)?;
-    with_conn!(backend, writer, |conn| {
-        diesel::insert_into(interviews::table)
-            .values(&db_row)
-            .execute(conn)
-            .await
-            .map_err(db_error)?;
-    });
+    match backend {
+        // SQLite writes only from its writer thread.
+        Backend::Sqlite(db) => db.insert_interview(db_row).await?,
+        Backend::Postgres(db) => db.insert_interview(db_row).await?,
+    }
     Ok(record)
 }
 
@@ -146,16 +147,28 @@ pub(super) async fn interview_view(
     backend: &Backend,
     id: &str,
 ) -> Result<Option<InterviewView>, StoreError> {
-    let row: Option<InterviewDbRow> = with_conn!(backend, reader, |conn| {
-        interviews::table
-            .find(id)
-            .select(InterviewDbRow::as_select())
-            .first(conn)
-            .await
-            .optional()
-            .map_err(db_error)?
+    let found: Option<(InterviewDbRow, Option<i64>)> = with_conn!(backend, reader, |conn| {
+        conn.transaction::<_, DieselError, _>(async |conn| {
+            let Some(row) = interviews::table
+                .find(id)
+                .select(InterviewDbRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let head = session_events::table
+                .filter(session_events::interview_id.eq(id))
+                .select(max(session_events::seq))
+                .first(conn)
+                .await?;
+            Ok(Some((row, head)))
+        })
+        .await
+        .map_err(db_error)?
     });
-    row.map(InterviewDbRow::into_view).transpose()
+    found.map(|(row, head)| row.into_view(head)).transpose()
 }
 
 /// One page plus whether there may be more after it.
@@ -193,9 +206,28 @@ pub(super) async fn list_interviews(
     });
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let heads: HashMap<String, Option<i64>> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        with_conn!(backend, reader, |conn| {
+            session_events::table
+                .filter(session_events::interview_id.eq_any(&ids))
+                .group_by(session_events::interview_id)
+                .select((session_events::interview_id, max(session_events::seq)))
+                .load::<(String, Option<i64>)>(conn)
+                .await
+                .map_err(db_error)?
+        })
+        .into_iter()
+        .collect()
+    };
     let page = rows
         .into_iter()
-        .map(InterviewDbRow::into_view)
+        .map(|row| {
+            let head = heads.get(&row.id).copied().flatten();
+            row.into_view(head)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((page, more))
 }
@@ -305,7 +337,7 @@ pub(super) async fn load(
     let Some((row, events)) = found else {
         return Ok(None);
     };
-    let view = row.into_view()?;
+    let view = row.into_view(events.last().map(|e| e.seq))?;
     Ok(Some(StoredInterview {
         record: view.record,
         status_since: view.row.status_since,
@@ -321,15 +353,14 @@ pub(super) async fn load(
 /// overwrites; a batch retried after a lost acknowledgement is written once
 /// (see `commit_rows`).
 pub(super) async fn commit(backend: &Backend, batch: Batch) -> Result<(), StoreError> {
-    let rows = CommitRows::new(batch)?;
-    let id = rows.interview_id.clone();
-    // Multi-row INSERTs on SQLite only exist in diesel's sync API, so this
-    // write runs as one blocking transaction; PostgreSQL batches natively.
-    let result = match backend {
-        Backend::Sqlite(db) => db.commit(rows).await,
-        Backend::Postgres(db) => db.commit(rows).await,
-    };
-    result.map_err(|e| e.into_store_error(&id))
+    match backend {
+        Backend::Sqlite(db) => db.commit(batch).await,
+        Backend::Postgres(db) => {
+            let rows = CommitRows::new(batch)?;
+            let id = rows.interview_id.clone();
+            db.commit(rows).await.map_err(|e| e.into_store_error(&id))
+        }
+    }
 }
 
 /// Audio rows stored for an interview (tests check replays add none).

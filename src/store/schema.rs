@@ -17,7 +17,6 @@ diesel::table! {
         progress -> Text,
         trust_score -> Integer,
         summary -> Nullable<Text>,
-        last_seq -> BigInt,
         status_since -> Nullable<Timestamp>,
     }
 }

@@ -1,21 +1,27 @@
-//! The embedded SQLite backend: URL parsing, connection setup, migrations.
+//! The embedded SQLite backend: URL parsing, connection setup, migrations,
+//! and the writer thread.
 //!
 //! One writer and one reader connection (SQLite has a single writer; WAL lets
-//! the reader run beside it). Both are diesel-async `SyncConnectionWrapper`s,
-//! which must be created on the store's own multi-thread runtime: the wrapper
-//! binds to the runtime it is created on and uses `spawn_blocking` there.
+//! the reader run beside it). The writer connection belongs to a thread of
+//! its own that commits the writes of all sessions in groups. The reader is
+//! a diesel-async `SyncConnectionWrapper`, which must be created on the
+//! store's own multi-thread runtime: the wrapper binds to the runtime it is
+//! created on and uses `spawn_blocking` there.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use interview_actors::ports::StoreError;
+use interview_actors::ports::{Batch, StoreError};
 use tokio::sync::{mpsc, oneshot, Mutex, MutexGuard};
 
 use super::commit_rows::{CommitError, CommitRows, StoredEventKey};
+use super::models::InterviewDbRow;
 use super::schema::{
     answer_audio, evaluations, interviews, proctor_events, session_events, transcript_entries,
 };
@@ -46,28 +52,19 @@ impl SqliteTarget {
             path => Some(SqliteTarget::File(PathBuf::from(path))),
         }
     }
-
-    fn connection_string(&self) -> String {
-        match self {
-            SqliteTarget::File(p) => p.to_string_lossy().into_owned(),
-            SqliteTarget::Memory => ":memory:".to_owned(),
-        }
-    }
 }
 
 /// Opens one sync connection with the pragmas every connection needs.
-fn connect(target: &SqliteTarget, read_only: bool) -> Result<SqliteConnection, StoreError> {
-    if let SqliteTarget::File(path) = target {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
-        }
+fn connect(path: &Path, read_only: bool) -> Result<SqliteConnection, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
     }
-    let mut conn = SqliteConnection::establish(&target.connection_string())
+    let mut conn = SqliteConnection::establish(&path.to_string_lossy())
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let mut pragmas = format!(
         "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
-         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;"
     );
     if read_only {
         pragmas.push_str(" PRAGMA query_only = ON;");
@@ -88,60 +85,64 @@ fn run_migrations(conn: &mut SqliteConnection) -> Result<Vec<String>, StoreError
 /// Opens the database and applies pending migrations, blocking the calling
 /// thread. Used by `interviewd migrate` from a plain thread.
 pub(super) fn migrate_blocking(target: &SqliteTarget) -> Result<Vec<String>, StoreError> {
-    let mut conn = connect(target, false)?;
-    run_migrations(&mut conn)
+    let path = match target {
+        SqliteTarget::File(path) => path.as_path(),
+        SqliteTarget::Memory => Path::new(":memory:"),
+    };
+    run_migrations(&mut connect(path, false)?)
 }
 
-/// A batch waiting for the group writer, and where its outcome goes.
-type QueuedCommit = (CommitRows, oneshot::Sender<Result<(), CommitError>>);
+/// What the writer thread writes.
+enum Write {
+    /// One session's batch.
+    Commit(CommitRows),
+    /// A new interview row.
+    Interview(InterviewDbRow),
+}
 
-/// Batches of many sessions committed in one transaction at most.
+/// A write waiting for the writer thread, and where its outcome goes.
+type Queued = (Write, oneshot::Sender<Result<(), CommitError>>);
+
+/// Writes of many sessions committed in one transaction at most.
 const GROUP_MAX: usize = 256;
 
 /// The SQLite connections of one store.
 pub(super) struct SqliteDb {
-    writer: Arc<Mutex<SqliteConn>>,
-    reader: Arc<Mutex<SqliteConn>>,
-    /// Feeds the group writer (see `commit`).
-    commits: mpsc::UnboundedSender<QueuedCommit>,
+    reader: Mutex<SqliteConn>,
+    /// Feeds the writer thread (see `commit`).
+    writes: mpsc::UnboundedSender<Queued>,
 }
 
 impl SqliteDb {
-    /// Connects and migrates. Must run inside the store's runtime (see the
-    /// module doc); the blocking part runs on its blocking pool.
+    /// Connects and migrates, then starts the writer thread. Must run inside
+    /// the store's runtime (see the module doc); the blocking part runs on its
+    /// blocking pool.
     pub async fn open(target: SqliteTarget) -> Result<SqliteDb, StoreError> {
         let opened = tokio::task::spawn_blocking(move || {
-            let mut writer = connect(&target, false)?;
+            let scratch = match target {
+                SqliteTarget::File(path) => ScratchFile::keep(path),
+                SqliteTarget::Memory => ScratchFile::new(),
+            };
+            let mut writer = connect(&scratch.path, false)?;
             let applied = run_migrations(&mut writer)?;
             if !applied.is_empty() {
                 tracing::info!(migrations = ?applied, "applied SQLite migrations");
             }
-            let reader = match target {
-                // Every `:memory:` connection is a database of its own.
-                SqliteTarget::Memory => None,
-                SqliteTarget::File(_) => Some(connect(&target, true)?),
-            };
-            Ok::<_, StoreError>((writer, reader))
+            let reader = connect(&scratch.path, true)?;
+            Ok::<_, StoreError>((writer, reader, scratch))
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("opening SQLite: {e}")))?;
-        let (writer, reader) = opened?;
-        let writer = Arc::new(Mutex::new(SyncConnectionWrapper::new(writer)));
-        let reader = match reader {
-            Some(r) => Arc::new(Mutex::new(SyncConnectionWrapper::new(r))),
-            None => writer.clone(),
-        };
-        let (commits, queue) = mpsc::unbounded_channel();
-        tokio::spawn(group_writer(writer.clone(), queue));
+        let (writer, reader, scratch) = opened?;
+        let (writes, queue) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("interviewd-sqlite-writer".into())
+            .spawn(move || writer_thread(writer, queue, scratch))
+            .map_err(|e| StoreError::Unavailable(format!("starting the SQLite writer: {e}")))?;
         Ok(SqliteDb {
-            writer,
-            reader,
-            commits,
+            reader: Mutex::new(SyncConnectionWrapper::new(reader)),
+            writes,
         })
-    }
-
-    pub async fn writer(&self) -> MutexGuard<'_, SqliteConn> {
-        self.writer.lock().await
     }
 
     pub async fn reader(&self) -> MutexGuard<'_, SqliteConn> {
@@ -149,30 +150,55 @@ impl SqliteDb {
     }
 
     /// Writes one batch durably. SQLite has one writer, so batches of all
-    /// sessions queue for the group writer, which commits whatever has
+    /// sessions queue for the writer thread, which commits whatever has
     /// gathered in one `BEGIN IMMEDIATE` transaction with a savepoint per
     /// batch: one commit for many sessions, and a failing batch rolls back
-    /// alone. (Per-batch transactions capped the server at ~1.7k commits/s;
-    /// see docs/benchmarks.md.) The write happens in the writer task, so a
-    /// caller dropping this future never cancels it mid-flight.
-    pub async fn commit(&self, rows: CommitRows) -> Result<(), CommitError> {
+    /// alone. The batch is queued now, from the caller's thread, and the
+    /// writer answers it directly: no hop through the store runtime (each
+    /// hop cost a wake-up, and under load a wait for a busy thread; see
+    /// docs/benchmarks.md). Dropping the future never cancels the write.
+    pub fn commit(&self, batch: Batch) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let id = batch.interview_id.clone();
+        let queued = CommitRows::new(batch).map(|rows| self.queue(Write::Commit(rows)));
+        async move {
+            match queued {
+                Ok(outcome) => outcome.await.map_err(|e| e.into_store_error(&id)),
+                Err(e) => Err(e),
+            }
+        }
+    }
+
+    /// Inserts a new interview row through the writer thread.
+    pub async fn insert_interview(&self, row: InterviewDbRow) -> Result<(), StoreError> {
+        let id = row.id.clone();
+        self.queue(Write::Interview(row))
+            .await
+            .map_err(|e| e.into_store_error(&id))
+    }
+
+    fn queue(&self, write: Write) -> impl Future<Output = Result<(), CommitError>> + Send {
         let (done, outcome) = oneshot::channel();
-        self.commits.send((rows, done)).map_err(|_| {
-            CommitError::Store(StoreError::Unavailable("SQLite writer stopped".into()))
-        })?;
-        outcome.await.map_err(|_| {
-            CommitError::Store(StoreError::Unavailable("SQLite writer stopped".into()))
-        })?
+        let sent = self.writes.send((write, done)).is_ok();
+        async move {
+            let stopped =
+                || CommitError::Store(StoreError::Unavailable("SQLite writer stopped".into()));
+            if !sent {
+                return Err(stopped());
+            }
+            outcome.await.map_err(|_| stopped())?
+        }
     }
 }
 
-/// Commits queued batches, as many as have gathered (up to `GROUP_MAX`), one
-/// transaction at a time.
-async fn group_writer(
-    writer: Arc<Mutex<SqliteConn>>,
-    mut queue: mpsc::UnboundedReceiver<QueuedCommit>,
+/// Owns the write connection: takes the first queued write, then whatever
+/// else has gathered (up to `GROUP_MAX`), and commits them in one
+/// transaction. Ends when the store is gone.
+fn writer_thread(
+    mut conn: SqliteConnection,
+    mut queue: mpsc::UnboundedReceiver<Queued>,
+    scratch: ScratchFile,
 ) {
-    while let Some(first) = queue.recv().await {
+    while let Some(first) = queue.blocking_recv() {
         let mut group = vec![first];
         while group.len() < GROUP_MAX {
             match queue.try_recv() {
@@ -180,41 +206,35 @@ async fn group_writer(
                 Err(_) => break,
             }
         }
-        let (rows, waiting): (Vec<CommitRows>, Vec<_>) = group.into_iter().unzip();
-        let count = rows.len();
-        let mut conn = writer.lock().await;
-        let outcomes = conn
-            .spawn_blocking(move |conn| Ok(write_group(conn, rows)))
-            .await;
-        drop(conn);
-        match outcomes {
-            Ok(outcomes) => {
-                for (done, outcome) in waiting.into_iter().zip(outcomes) {
-                    // A caller that gave up no longer waits; nothing to tell.
-                    let _ = done.send(outcome);
-                }
-            }
-            Err(e) => {
-                let message = format!("SQLite writer: {e}");
-                for done in waiting {
-                    let _ = done.send(Err(CommitError::Store(StoreError::Unavailable(
-                        message.clone(),
-                    ))));
-                }
-            }
+        let count = group.len();
+        let (writes, waiting): (Vec<Write>, Vec<_>) = group.into_iter().unzip();
+        for (done, outcome) in waiting.into_iter().zip(write_group(&mut conn, writes)) {
+            // A caller that gave up no longer waits; nothing to tell.
+            let _ = done.send(outcome);
         }
-        tracing::trace!(batches = count, "group commit");
+        tracing::trace!(writes = count, "group commit");
     }
+    drop(conn);
+    drop(scratch);
 }
 
-/// One transaction for many batches, a savepoint each. If the transaction
-/// itself fails, every batch in it failed.
-fn write_group(conn: &mut SqliteConnection, rows: Vec<CommitRows>) -> Vec<Result<(), CommitError>> {
-    let count = rows.len();
+/// One transaction for many writes, a savepoint each. If the transaction
+/// itself fails, every write in it failed.
+fn write_group(conn: &mut SqliteConnection, writes: Vec<Write>) -> Vec<Result<(), CommitError>> {
+    let count = writes.len();
     let mut outcomes = Vec::with_capacity(count);
     let group = conn.immediate_transaction::<_, CommitError, _>(|conn| {
-        for batch in rows {
-            outcomes.push(conn.transaction(|conn| write_batch(conn, batch)));
+        for write in writes {
+            outcomes.push(match write {
+                Write::Commit(rows) => write_batch(conn, rows),
+                Write::Interview(row) => conn.transaction(|conn| {
+                    diesel::insert_into(interviews::table)
+                        .values(&row)
+                        .execute(conn)
+                        .map(drop)
+                        .map_err(CommitError::Db)
+                }),
+            });
         }
         Ok(())
     });
@@ -229,27 +249,52 @@ fn write_group(conn: &mut SqliteConnection, rows: Vec<CommitRows>) -> Vec<Result
     }
 }
 
-/// See `commit_rows` for why the stored head of the batch is read first.
-fn write_batch(conn: &mut SqliteConnection, mut rows: CommitRows) -> Result<(), CommitError> {
-    if let Some((min, max)) = rows.seq_range() {
-        let stored: Vec<StoredEventKey> = session_events::table
-            .filter(session_events::interview_id.eq(&rows.interview_id))
-            .filter(session_events::seq.between(min, max))
-            .order(session_events::seq.asc())
-            .select((
-                session_events::seq,
-                session_events::event_type,
-                session_events::data,
-            ))
-            .load(conn)?;
-        if rows.skip_committed(&stored)? > 0 && !rows.audio.is_empty() {
-            let audio = answer_audio::table
-                .filter(answer_audio::interview_id.eq(&rows.interview_id))
-                .select((answer_audio::question_id, answer_audio::ts))
-                .load(conn)?;
-            rows.skip_stored_audio(&audio);
+/// Inserts the batch as it is; only if a row is already stored (a retry
+/// after a lost acknowledgement, see `commit_rows`) does it read what is
+/// stored and write the rest, as the PostgreSQL backend does. The first
+/// attempt of a batch, nearly all of them, costs no read.
+fn write_batch(conn: &mut SqliteConnection, rows: CommitRows) -> Result<(), CommitError> {
+    match conn.transaction(|conn| insert_rows(conn, &rows)) {
+        Err(CommitError::Db(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))) => {
+            let mut rows = rows;
+            conn.transaction(|conn| {
+                skip_stored(conn, &mut rows)?;
+                insert_rows(conn, &rows)
+            })
         }
+        other => other,
     }
+}
+
+/// Drops from `rows` what an earlier attempt of the batch stored.
+fn skip_stored(conn: &mut SqliteConnection, rows: &mut CommitRows) -> Result<(), CommitError> {
+    let Some((min, max)) = rows.seq_range() else {
+        return Ok(());
+    };
+    let stored: Vec<StoredEventKey> = session_events::table
+        .filter(session_events::interview_id.eq(&rows.interview_id))
+        .filter(session_events::seq.between(min, max))
+        .order(session_events::seq.asc())
+        .select((
+            session_events::seq,
+            session_events::event_type,
+            session_events::data,
+        ))
+        .load(conn)?;
+    if rows.skip_committed(&stored)? > 0 && !rows.audio.is_empty() {
+        let audio = answer_audio::table
+            .filter(answer_audio::interview_id.eq(&rows.interview_id))
+            .select((answer_audio::question_id, answer_audio::ts))
+            .load(conn)?;
+        rows.skip_stored_audio(&audio);
+    }
+    Ok(())
+}
+
+/// Every row of the batch, one fixed single-row statement per table so the
+/// prepared-statement cache is reused (a multi-row INSERT is a new statement
+/// for every batch size).
+fn insert_rows(conn: &mut SqliteConnection, rows: &CommitRows) -> Result<(), CommitError> {
     for row in &rows.events {
         diesel::insert_into(session_events::table)
             .values(row)
@@ -270,19 +315,66 @@ fn write_batch(conn: &mut SqliteConnection, mut rows: CommitRows) -> Result<(), 
             .values(row)
             .execute(conn)?;
     }
-    // One at a time: audio rows are large.
     for audio in &rows.audio {
         diesel::insert_into(answer_audio::table)
             .values(audio)
             .execute(conn)?;
     }
-    let updated = diesel::update(interviews::table.find(&rows.interview_id))
-        .set(&rows.update)
-        .execute(conn)?;
-    if updated == 0 {
-        return Err(CommitError::NoInterview);
+    if let Some(update) = &rows.update {
+        let updated = diesel::update(interviews::table.find(&rows.interview_id))
+            .set(update)
+            .execute(conn)?;
+        if updated == 0 {
+            return Err(CommitError::NoInterview);
+        }
     }
     Ok(())
+}
+
+/// The database file, or for `sqlite::memory:` a private file in the temp
+/// directory removed when the store closes. (A real `:memory:` database
+/// exists once per connection, and the writer thread and the reader need
+/// the same one.)
+struct ScratchFile {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl ScratchFile {
+    fn keep(path: PathBuf) -> ScratchFile {
+        ScratchFile {
+            path,
+            remove: false,
+        }
+    }
+
+    fn new() -> ScratchFile {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "interviewd-memory-{}-{}-{nanos}.db",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        ScratchFile {
+            path: std::env::temp_dir().join(name),
+            remove: true,
+        }
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        if self.remove {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = self.path.clone().into_os_string();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use super::{state::SessionState, InterviewSession};
 use crate::connection::ToSocket;
 use crate::event::{Audience, Event, LoggedEvent};
-use crate::ports::{AnswerAudio, Batch, StoreError};
+use crate::ports::{AnswerAudio, Batch, InterviewRow, StoreError};
 use crate::protocol::close;
 
 /// Events in one commit at most; the rest wait for the next. A batch is
@@ -116,15 +116,33 @@ impl InterviewSession {
             return;
         }
         let take = log.pending.len().min(MAX_BATCH);
+        let everything = take == log.pending.len();
         let events: Vec<Arc<LoggedEvent>> = log.pending.drain(..take).collect();
-        let mut next_state = log.committed_state.clone();
-        for e in &events {
-            next_state.apply(e);
-        }
+        // The row after this batch. `live` is the fold of every appended
+        // event, so when the batch takes them all it is that row; only a
+        // split batch folds a copy.
+        let row = if everything {
+            self.live.row()
+        } else {
+            let mut next = log.committed_state.clone();
+            for e in &events {
+                next.apply(e);
+            }
+            next.row()
+        };
+        // Most batches (tokens, audio, proctoring) leave the row as it was
+        // but for the log's head, which readers take from the log itself:
+        // such a batch writes no row.
+        let before = log.committed_state.row();
+        let row_changed = log.row_dirty
+            || InterviewRow {
+                last_seq: row.last_seq,
+                ..before
+            } != row;
         let batch = Batch {
             interview_id: self.interview.id.clone(),
             events: events.clone(),
-            row: next_state.row(),
+            row: row_changed.then_some(row),
             audio: std::mem::take(&mut log.pending_audio),
         };
         log.in_flight = true;
@@ -134,7 +152,7 @@ impl InterviewSession {
         let started = Instant::now();
         ctx.spawn(commit.into_actor(self).map(move |result, act, ctx| {
             crate::metrics::db_commit(started.elapsed(), events.len(), result.is_ok());
-            act.on_committed(result, events, audio_backup, next_state, ctx)
+            act.on_committed(result, events, audio_backup, ctx)
         }));
     }
 
@@ -143,7 +161,6 @@ impl InterviewSession {
         result: Result<(), StoreError>,
         events: Vec<Arc<LoggedEvent>>,
         audio: Vec<AnswerAudio>,
-        state: SessionState,
         ctx: &mut Context<Self>,
     ) {
         self.log.in_flight = false;
@@ -171,9 +188,9 @@ impl InterviewSession {
         self.log.retry_delay = RETRY_FIRST;
         self.log.retry_at = None;
         let recovered = self.log.outage_since.take().is_some();
-        self.log.committed_state = state;
         let mut terminal = false;
         for e in events {
+            self.log.committed_state.apply(&e);
             self.fan_out(&e);
             terminal |= matches!(
                 e.event,

@@ -128,6 +128,10 @@ struct ActiveArgs {
     duration_s: Option<u64>,
     #[arg(long, default_value_t = 3000)]
     think_ms: u64,
+    /// Each think time is drawn from think_ms ± spread/2 (per candidate and
+    /// question), so interviews drift out of step; 0: all in lockstep.
+    #[arg(long, default_value_t = 0)]
+    think_spread_ms: u64,
     #[arg(long, default_value_t = 2000)]
     audio_bytes: usize,
     #[arg(long, default_value_t = 250)]
@@ -155,6 +159,7 @@ impl ActiveArgs {
             warmup_s: self.warmup_s,
             duration_s: self.duration_s.unwrap_or(default_duration),
             think_ms: self.think_ms,
+            think_spread_ms: self.think_spread_ms,
             audio_bytes: self.audio_bytes,
             audio_every_ms: self.audio_every_ms,
             proctor_every_ms: self.proctor_every_ms,

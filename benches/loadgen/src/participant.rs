@@ -34,6 +34,8 @@ pub enum Role {
 pub struct Behaviour {
     /// From a `question` to the answer.
     pub think: Duration,
+    /// Think times are spread evenly over `think` ± `think_spread` / 2.
+    pub think_spread: Duration,
     /// Bytes of one audio chunk (0: no audio), sent every `audio_every`
     /// while thinking.
     pub audio_bytes: usize,
@@ -407,6 +409,14 @@ fn jitter(spec: &ClientSpec, salt: u64, period: Duration) -> Duration {
     Duration::from_millis(x % ms)
 }
 
+/// How long this candidate thinks about the question announced at `seq`.
+fn think_time(spec: &ClientSpec, b: Behaviour, seq: u64) -> Duration {
+    if b.think_spread.is_zero() {
+        return b.think;
+    }
+    (b.think + jitter(spec, 3 + seq, b.think_spread)).saturating_sub(b.think_spread / 2)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn session(
     ctx: &Ctx,
@@ -510,7 +520,7 @@ async fn session(
                     }
                     match kind {
                         "question" if candidate => {
-                            conv.answer_at = Some(Instant::now() + b.think);
+                            conv.answer_at = Some(Instant::now() + think_time(spec, b, seq));
                             conv.awaiting_echo = false;
                         }
                         "candidate-answer" => {

@@ -133,7 +133,7 @@ pub(super) fn batch(id: &str, events: Vec<Arc<LoggedEvent>>, row: InterviewRow) 
     Batch {
         interview_id: id.into(),
         events,
-        row,
+        row: Some(row),
         audio: vec![],
     }
 }
@@ -355,6 +355,60 @@ async fn empty_batch_updates_the_row_and_unknown_interviews_fail() {
             ))
             .await
             .is_err());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_without_a_row_keeps_the_row_and_the_head_comes_from_the_log() {
+    on_every_backend(|store| async move {
+        let id = store
+            .create_interview(new_interview("org-a", "t"))
+            .await
+            .unwrap()
+            .id;
+        let active = row(InterviewStatus::Active, 1);
+        store
+            .commit(batch(
+                &id,
+                vec![logged(1, Event::AiThinking {})],
+                active.clone(),
+            ))
+            .await
+            .unwrap();
+        let tokens = Batch {
+            row: None,
+            ..batch(
+                &id,
+                vec![
+                    logged(2, Event::AiThinking {}),
+                    logged(3, Event::AiThinking {}),
+                ],
+                active.clone(),
+            )
+        };
+        store.commit(tokens).await.unwrap();
+        let view = store.interview_view(&id).await.unwrap().unwrap();
+        assert_eq!(
+            view.row,
+            InterviewRow {
+                last_seq: 3,
+                ..active.clone()
+            }
+        );
+        let (page, _) = store
+            .list_interviews(Some("org-a"), None, 10, None)
+            .await
+            .unwrap();
+        let listed = page.iter().find(|v| v.record.id == id).unwrap();
+        assert_eq!(listed.row.last_seq, 3);
+
+        // Without a row to update, a missing interview is still refused.
+        let orphan = Batch {
+            row: None,
+            ..batch("nope", vec![logged(1, Event::AiThinking {})], active)
+        };
+        assert!(store.commit(orphan).await.is_err());
     })
     .await;
 }

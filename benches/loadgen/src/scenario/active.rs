@@ -31,6 +31,8 @@ pub struct ActiveParams {
     /// The measuring window.
     pub duration_s: u64,
     pub think_ms: u64,
+    /// Think times spread over think_ms ± think_spread_ms / 2.
+    pub think_spread_ms: u64,
     pub audio_bytes: usize,
     pub audio_every_ms: u64,
     /// 0: no proctor events.
@@ -53,6 +55,7 @@ impl Default for ActiveParams {
             warmup_s: 5,
             duration_s: 30,
             think_ms: 3000,
+            think_spread_ms: 0,
             audio_bytes: 2000,
             audio_every_ms: 250,
             proctor_every_ms: 5000,
@@ -149,6 +152,7 @@ async fn start(common: &Common, p: &ActiveParams, report: &mut Report) -> Result
         storm: Arc::new(StormStats::default()),
         behaviour: Behaviour {
             think: Duration::from_millis(p.think_ms),
+            think_spread: Duration::from_millis(p.think_spread_ms.min(2 * p.think_ms)),
             audio_bytes: p.audio_bytes,
             audio_every: Duration::from_millis(p.audio_every_ms.max(1)),
             proctor_every: (p.proctor_every_ms > 0)
@@ -412,11 +416,12 @@ fn describe(p: &ActiveParams) -> String {
         None => format!("scripted interviewer, {} ms between words", p.word_delay_ms),
     };
     format!(
-        "{} interviews, 1 candidate + {} observers each ({} sockets); {source}; think {} ms, {} B audio every {} ms, proctor every {} ms, heartbeat every {} ms",
+        "{} interviews, 1 candidate + {} observers each ({} sockets); {source}; think {} ms ± {} ms, {} B audio every {} ms, proctor every {} ms, heartbeat every {} ms",
         p.interviews,
         p.observers,
         p.interviews * (1 + p.observers),
         p.think_ms,
+        p.think_spread_ms / 2,
         p.audio_bytes,
         p.audio_every_ms,
         p.proctor_every_ms,
