@@ -412,3 +412,59 @@ async fn a_batch_without_a_row_keeps_the_row_and_the_head_comes_from_the_log() {
     })
     .await;
 }
+
+/// Batches of many sessions share a transaction on SQLite: one that fails
+/// must fail alone, and the others must be stored.
+#[tokio::test]
+async fn a_failing_batch_among_concurrent_ones_fails_alone() {
+    on_every_backend(|store| async move {
+        let mut ids = Vec::new();
+        for n in 0..24 {
+            let id = store
+                .create_interview(new_interview("org-a", &format!("t{n}")))
+                .await
+                .unwrap()
+                .id;
+            store
+                .commit(batch(
+                    &id,
+                    vec![logged(1, Event::AiThinking {})],
+                    row(InterviewStatus::Active, 1),
+                ))
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        // Every interview commits seq 2 at once; the 7th reuses seq 1 for
+        // another event, a conflict.
+        let commits = ids.iter().enumerate().map(|(n, id)| {
+            let seq = if n == 7 { 1 } else { 2 };
+            store.commit(Batch {
+                row: None,
+                ..batch(
+                    id,
+                    vec![logged(seq, Event::InterviewResumed {})],
+                    row(InterviewStatus::Active, seq),
+                )
+            })
+        });
+        let outcomes = futures_util::future::join_all(commits).await;
+        for (n, (id, outcome)) in ids.iter().zip(outcomes).enumerate() {
+            let head = store
+                .interview_view(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .row
+                .last_seq;
+            if n == 7 {
+                assert!(matches!(outcome, Err(StoreError::Query(_))), "{outcome:?}");
+                assert_eq!(head, 1);
+            } else {
+                assert!(outcome.is_ok(), "interview {n}: {outcome:?}");
+                assert_eq!(head, 2, "interview {n}");
+            }
+        }
+    })
+    .await;
+}
