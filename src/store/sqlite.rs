@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -111,7 +112,21 @@ pub(super) struct SqliteDb {
     reader: Mutex<SqliteConn>,
     /// Feeds the writer thread (see `commit`).
     writes: mpsc::UnboundedSender<Queued>,
+    /// Dropped with the store, which ends the checkpointer thread.
+    _checkpoints: std::sync::mpsc::Sender<()>,
 }
+
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+
+/// WAL pages after which the writer checkpoints by itself (SQLite's
+/// autocheckpoint, default 1000). A PASSIVE checkpoint completes only if no
+/// commit lands while it runs, and the WAL starts over only after a complete
+/// one: under steady writes the checkpointer never completes and the WAL
+/// would grow without bound (82 MB in 40 s when this was 20,000). At 2000
+/// the writer restarts it now and then; measured against 1000 and 4000, see
+/// docs/benchmarks.md.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 2_000;
 
 impl SqliteDb {
     /// Connects and migrates, then starts the writer thread. Must run inside
@@ -124,24 +139,38 @@ impl SqliteDb {
                 SqliteTarget::Memory => ScratchFile::new(),
             };
             let mut writer = connect(&scratch.path, false)?;
+            writer
+                .batch_execute(&format!(
+                    "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES};"
+                ))
+                .map_err(|e| StoreError::Unavailable(format!("setting pragmas: {e}")))?;
             let applied = run_migrations(&mut writer)?;
             if !applied.is_empty() {
                 tracing::info!(migrations = ?applied, "applied SQLite migrations");
             }
             let reader = connect(&scratch.path, true)?;
-            Ok::<_, StoreError>((writer, reader, scratch))
+            let checkpointer = connect(&scratch.path, false)?;
+            Ok::<_, StoreError>((writer, reader, checkpointer, scratch))
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("opening SQLite: {e}")))?;
-        let (writer, reader, scratch) = opened?;
+        let (writer, reader, checkpointer, scratch) = opened?;
         let (writes, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("interviewd-sqlite-writer".into())
             .spawn(move || writer_thread(writer, queue, scratch))
             .map_err(|e| StoreError::Unavailable(format!("starting the SQLite writer: {e}")))?;
+        let (checkpoints, stop) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("interviewd-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_thread(checkpointer, stop))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("starting the SQLite checkpointer: {e}"))
+            })?;
         Ok(SqliteDb {
             reader: Mutex::new(SyncConnectionWrapper::new(reader)),
             writes,
+            _checkpoints: checkpoints,
         })
     }
 
@@ -216,6 +245,21 @@ fn writer_thread(
     }
     drop(conn);
     drop(scratch);
+}
+
+/// Copies the WAL into the database file every `CHECKPOINT_EVERY`, beside
+/// the writer. SQLite's own checkpoint runs inside the commit that crosses
+/// its threshold, with two `fsync`s: that commit, and every batch queued
+/// behind it, waited 5-10 ms, which was the whole p99 at low load. A
+/// PASSIVE checkpoint on another connection never blocks the writer, and
+/// leaves the writer's own checkpoints little to copy.
+fn checkpoint_thread(mut conn: SqliteConnection, stop: std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
+    {
+        if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+            tracing::warn!(error = %e, "SQLite checkpoint failed");
+        }
+    }
 }
 
 /// One transaction for many writes, a savepoint each. If the transaction
