@@ -254,10 +254,21 @@ fn writer_thread(
 /// PASSIVE checkpoint on another connection never blocks the writer, and
 /// leaves the writer's own checkpoints little to copy.
 fn checkpoint_thread(mut conn: SqliteConnection, stop: std::sync::mpsc::Receiver<()>) {
+    // Told once per outage, not twenty times a second; the writer's own
+    // checkpoints go on meanwhile.
+    let mut failing = false;
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
     {
-        if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
-            tracing::warn!(error = %e, "SQLite checkpoint failed");
+        match conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "SQLite checkpoints are failing");
+            }
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("SQLite checkpoints work again");
+            }
+            _ => {}
         }
     }
 }
