@@ -9,6 +9,8 @@
 //! batch. The primary key on `(interview_id, seq)` stays the last guard.
 
 use chrono::NaiveDateTime;
+use diesel::dsl;
+use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use interview_actors::ports::{Batch, StoreError};
 use interview_actors::projection::{evaluation_entry, proctor_entry, transcript_entry};
@@ -16,6 +18,7 @@ use interview_actors::projection::{evaluation_entry, proctor_entry, transcript_e
 use super::models::{
     AudioDbRow, EvaluationDbRow, EventDbRow, ProctorDbRow, RowUpdate, TranscriptDbRow,
 };
+use super::schema::{answer_audio, session_events};
 
 /// Rows per multi-row INSERT, well under either backend's bound-parameter limit.
 pub(super) const INSERT_CHUNK: usize = 200;
@@ -34,6 +37,31 @@ pub(super) struct CommitRows {
 
 /// An event as stored, as far as telling a replay from a conflict needs.
 pub(super) type StoredEventKey = (i64, String, String);
+
+/// The stored events of an interview with `min <= seq <= max`, in seq
+/// order, as `StoredEventKey`s. One query for both backends: it loads
+/// through diesel's sync API on SQLite and diesel-async's on PostgreSQL.
+#[dsl::auto_type]
+pub(super) fn stored_events<'a>(interview_id: &'a str, min: i64, max: i64) -> _ {
+    session_events::table
+        .filter(session_events::interview_id.eq(interview_id))
+        .filter(session_events::seq.between(min, max))
+        .order(session_events::seq.asc())
+        .select((
+            session_events::seq,
+            session_events::event_type,
+            session_events::data,
+        ))
+}
+
+/// The audio stored for an interview, as `(question_id, ts)`: what
+/// `skip_stored_audio` compares.
+#[dsl::auto_type]
+pub(super) fn stored_audio<'a>(interview_id: &'a str) -> _ {
+    answer_audio::table
+        .filter(answer_audio::interview_id.eq(interview_id))
+        .select((answer_audio::question_id, answer_audio::ts))
+}
 
 /// Why a commit failed.
 #[derive(Debug)]

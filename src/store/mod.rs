@@ -4,14 +4,16 @@
 //! caller only awaits its `JoinHandle`. Two reasons (DESIGN.md, pitfalls):
 //! actix's runtimes are single-threaded, where diesel-async's SQLite wrapper
 //! panics, and dropping an in-flight SQLite query panics too; a spawned task
-//! is never cancelled by its caller going away.
+//! is never cancelled by its caller going away. SQLite writes are the
+//! exception: they go straight to the backend's writer thread, which owns
+//! the write connection and is never cancelled either.
 //!
 //! Backends sit in `Backend` (diesel-async has no `MultiConnection`): the
 //! embedded SQLite file by default, PostgreSQL when the URL says
-//! `postgres://`. Query bodies are written once in `queries` and compiled per
-//! backend by the `with_conn!` macro; only the commit path differs (SQLite's
-//! multi-row insert is sync-only). Each backend has its own migrations folder,
-//! embedded in the binary and applied by `open` and `migrate`.
+//! `postgres://`. Reads are written once in `queries` and compiled per
+//! backend by the `with_reader!` macro; writes are each backend's own
+//! (`commit`, `insert_interview`). Each backend has its own migrations
+//! folder, embedded in the binary and applied by `open` and `migrate`.
 
 mod commit_rows;
 mod models;

@@ -19,9 +19,11 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, PoolableConn
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::future::BoxFuture;
-use interview_actors::ports::StoreError;
+use interview_actors::ports::{Batch, StoreError};
 
-use super::commit_rows::{CommitError, CommitRows, StoredEventKey, INSERT_CHUNK};
+use super::commit_rows::{
+    stored_audio, stored_events, CommitError, CommitRows, StoredEventKey, INSERT_CHUNK,
+};
 use super::models::InterviewDbRow;
 use super::schema::{
     answer_audio, evaluations, interviews, proctor_events, session_events, transcript_entries,
@@ -112,12 +114,19 @@ impl PgDb {
         .await
     }
 
+    /// Writes one batch durably (see `write`).
+    pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        let rows = CommitRows::new(batch)?;
+        let id = rows.interview_id.clone();
+        self.write(rows).await.map_err(|e| e.into_store_error(&id))
+    }
+
     /// Writes one batch in one transaction with multi-row INSERTs, sent
     /// pipelined (one round trip for all of them). If that fails on a
     /// constraint, some of the batch may be stored already (a retry after a
     /// lost acknowledgement): a second transaction reads what is stored
     /// first and writes the rest, or reports the conflict.
-    pub async fn commit(&self, rows: CommitRows) -> Result<(), CommitError> {
+    async fn write(&self, rows: CommitRows) -> Result<(), CommitError> {
         let run = async {
             let mut conn = self.writer().await.map_err(CommitError::Store)?;
             let fast = conn
@@ -244,23 +253,11 @@ async fn write_checked(
     mut rows: CommitRows,
 ) -> Result<(), CommitError> {
     if let Some((min, max)) = rows.seq_range() {
-        let stored: Vec<StoredEventKey> = session_events::table
-            .filter(session_events::interview_id.eq(&rows.interview_id))
-            .filter(session_events::seq.between(min, max))
-            .order(session_events::seq.asc())
-            .select((
-                session_events::seq,
-                session_events::event_type,
-                session_events::data,
-            ))
+        let stored: Vec<StoredEventKey> = stored_events(&rows.interview_id, min, max)
             .load(conn)
             .await?;
         if rows.skip_committed(&stored)? > 0 && !rows.audio.is_empty() {
-            let audio = answer_audio::table
-                .filter(answer_audio::interview_id.eq(&rows.interview_id))
-                .select((answer_audio::question_id, answer_audio::ts))
-                .load(conn)
-                .await?;
+            let audio = stored_audio(&rows.interview_id).load(conn).await?;
             rows.skip_stored_audio(&audio);
         }
     }

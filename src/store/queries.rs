@@ -1,4 +1,4 @@
-//! The query bodies, written once. `with_conn!` compiles each body once per
+//! The query bodies, written once. `with_reader!` compiles each read once per
 //! backend, with `conn` bound to that backend's connection type.
 
 use std::collections::HashMap;
@@ -15,28 +15,29 @@ use interview_actors::ports::{
 };
 use interview_actors::projection::TranscriptEntry;
 
-use super::commit_rows::CommitRows;
 use super::models::{EventDbRow, InterviewDbRow, TranscriptDbRow, AUDIENCE_ALL};
 use super::postgres;
 use super::schema::{interviews, session_events, transcript_entries};
 use super::{Backend, InterviewView, ListCursor, NewInterview};
 
-/// Runs `$body` with `$conn` bound to a connection of the store's backend
-/// (`writer` or `reader`): the same body compiles once per backend. `?` in
-/// the body returns from the enclosing function on SQLite; on PostgreSQL the
-/// body runs under the operation deadline, and its errors are re-read in the
-/// light of the connection's health (see `postgres::classify`).
-macro_rules! with_conn {
-    ($backend:expr, $role:ident, |$conn:ident| $body:expr) => {
+/// Runs the read `$body` with `$conn` bound to a reader of the store's
+/// backend: the same body compiles once per backend. (Writes go through each
+/// backend's own `commit` and `insert_interview`: SQLite writes only from its
+/// writer thread.) `?` in the body returns from the enclosing function on
+/// SQLite; on PostgreSQL the body runs under the operation deadline, and its
+/// errors are re-read in the light of the connection's health (see
+/// `postgres::classify`).
+macro_rules! with_reader {
+    ($backend:expr, |$conn:ident| $body:expr) => {
         match $backend {
             Backend::Sqlite(db) => {
-                let mut guard = db.$role().await;
+                let mut guard = db.reader().await;
                 let $conn = &mut *guard;
                 $body
             }
             Backend::Postgres(db) => {
                 postgres::bounded(async {
-                    let mut guard = db.$role().await?;
+                    let mut guard = db.reader().await?;
                     let result = async {
                         let $conn = &mut *guard;
                         Ok::<_, StoreError>($body)
@@ -147,7 +148,7 @@ pub(super) async fn interview_view(
     backend: &Backend,
     id: &str,
 ) -> Result<Option<InterviewView>, StoreError> {
-    let found: Option<(InterviewDbRow, Option<i64>)> = with_conn!(backend, reader, |conn| {
+    let found: Option<(InterviewDbRow, Option<i64>)> = with_reader!(backend, |conn| {
         conn.transaction::<_, DieselError, _>(async |conn| {
             let Some(row) = interviews::table
                 .find(id)
@@ -179,7 +180,7 @@ pub(super) async fn list_interviews(
     limit: u32,
     after: Option<ListCursor>,
 ) -> Result<(Vec<InterviewView>, bool), StoreError> {
-    let mut rows: Vec<InterviewDbRow> = with_conn!(backend, reader, |conn| {
+    let mut rows: Vec<InterviewDbRow> = with_reader!(backend, |conn| {
         let mut q = interviews::table
             .select(InterviewDbRow::as_select())
             .into_boxed();
@@ -210,7 +211,7 @@ pub(super) async fn list_interviews(
     let heads: HashMap<String, Option<i64>> = if ids.is_empty() {
         HashMap::new()
     } else {
-        with_conn!(backend, reader, |conn| {
+        with_reader!(backend, |conn| {
             session_events::table
                 .filter(session_events::interview_id.eq_any(&ids))
                 .group_by(session_events::interview_id)
@@ -240,7 +241,7 @@ pub(super) async fn events_after(
     include_observer_only: bool,
 ) -> Result<Vec<LoggedEvent>, StoreError> {
     let after = i64::try_from(after).unwrap_or(i64::MAX);
-    let rows: Vec<EventDbRow> = with_conn!(backend, reader, |conn| {
+    let rows: Vec<EventDbRow> = with_reader!(backend, |conn| {
         let mut q = session_events::table
             .filter(session_events::interview_id.eq(id))
             .filter(session_events::seq.gt(after))
@@ -262,7 +263,7 @@ pub(super) async fn transcript(
     backend: &Backend,
     id: &str,
 ) -> Result<Vec<TranscriptEntry>, StoreError> {
-    let rows: Vec<TranscriptDbRow> = with_conn!(backend, reader, |conn| {
+    let rows: Vec<TranscriptDbRow> = with_reader!(backend, |conn| {
         transcript_entries::table
             .filter(transcript_entries::interview_id.eq(id))
             .order(transcript_entries::seq.asc())
@@ -275,7 +276,7 @@ pub(super) async fn transcript(
 }
 
 pub(super) async fn ping(backend: &Backend) -> Result<(), StoreError> {
-    with_conn!(backend, reader, |conn| {
+    with_reader!(backend, |conn| {
         conn.batch_execute("SELECT 1").await.map_err(db_error)?
     });
     Ok(())
@@ -292,7 +293,7 @@ pub(super) async fn stale_interviews(
     if statuses.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = with_conn!(backend, reader, |conn| {
+    let ids: Vec<String> = with_reader!(backend, |conn| {
         let since = coalesce(interviews::status_since, interviews::created_at);
         interviews::table
             .filter(interviews::status.eq_any(&statuses))
@@ -312,7 +313,7 @@ pub(super) async fn load(
     backend: &Backend,
     id: &str,
 ) -> Result<Option<StoredInterview>, StoreError> {
-    let found: Option<(InterviewDbRow, Vec<EventDbRow>)> = with_conn!(backend, reader, |conn| {
+    let found: Option<(InterviewDbRow, Vec<EventDbRow>)> = with_reader!(backend, |conn| {
         conn.transaction::<_, DieselError, _>(async |conn| {
             let Some(row) = interviews::table
                 .find(id)
@@ -355,11 +356,7 @@ pub(super) async fn load(
 pub(super) async fn commit(backend: &Backend, batch: Batch) -> Result<(), StoreError> {
     match backend {
         Backend::Sqlite(db) => db.commit(batch).await,
-        Backend::Postgres(db) => {
-            let rows = CommitRows::new(batch)?;
-            let id = rows.interview_id.clone();
-            db.commit(rows).await.map_err(|e| e.into_store_error(&id))
-        }
+        Backend::Postgres(db) => db.commit(batch).await,
     }
 }
 
@@ -367,7 +364,7 @@ pub(super) async fn commit(backend: &Backend, batch: Batch) -> Result<(), StoreE
 #[cfg(test)]
 pub(super) async fn audio_count(backend: &Backend, id: &str) -> Result<i64, StoreError> {
     use super::schema::answer_audio;
-    let n: i64 = with_conn!(backend, reader, |conn| {
+    let n: i64 = with_reader!(backend, |conn| {
         answer_audio::table
             .filter(answer_audio::interview_id.eq(id))
             .count()

@@ -21,7 +21,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use interview_actors::ports::{Batch, StoreError};
 use tokio::sync::{mpsc, oneshot, Mutex, MutexGuard};
 
-use super::commit_rows::{CommitError, CommitRows, StoredEventKey};
+use super::commit_rows::{stored_audio, stored_events, CommitError, CommitRows, StoredEventKey};
 use super::models::InterviewDbRow;
 use super::schema::{
     answer_audio, evaluations, interviews, proctor_events, session_events, transcript_entries,
@@ -326,21 +326,9 @@ fn skip_stored(conn: &mut SqliteConnection, rows: &mut CommitRows) -> Result<(),
     let Some((min, max)) = rows.seq_range() else {
         return Ok(());
     };
-    let stored: Vec<StoredEventKey> = session_events::table
-        .filter(session_events::interview_id.eq(&rows.interview_id))
-        .filter(session_events::seq.between(min, max))
-        .order(session_events::seq.asc())
-        .select((
-            session_events::seq,
-            session_events::event_type,
-            session_events::data,
-        ))
-        .load(conn)?;
+    let stored: Vec<StoredEventKey> = stored_events(&rows.interview_id, min, max).load(conn)?;
     if rows.skip_committed(&stored)? > 0 && !rows.audio.is_empty() {
-        let audio = answer_audio::table
-            .filter(answer_audio::interview_id.eq(&rows.interview_id))
-            .select((answer_audio::question_id, answer_audio::ts))
-            .load(conn)?;
+        let audio = stored_audio(&rows.interview_id).load(conn)?;
         rows.skip_stored_audio(&audio);
     }
     Ok(())

@@ -108,6 +108,15 @@ pub(super) fn new_interview(org: &str, title: &str) -> NewInterview {
     }
 }
 
+/// Creates an interview of `new_interview(org, title)` and returns its id.
+pub(super) async fn new_id(store: &Store, org: &str, title: &str) -> String {
+    store
+        .create_interview(new_interview(org, title))
+        .await
+        .unwrap()
+        .id
+}
+
 pub(super) fn logged(seq: u64, event: Event) -> Arc<LoggedEvent> {
     Arc::new(LoggedEvent::new(seq, Utc::now().trunc_subsecs(3), event))
 }
@@ -272,11 +281,7 @@ async fn create_commit_twice_and_load_round_trips() {
 #[tokio::test]
 async fn duplicate_seq_is_refused_and_nothing_is_half_written() {
     on_every_backend(|store| async move {
-        let id = store
-            .create_interview(new_interview("org-a", "t"))
-            .await
-            .unwrap()
-            .id;
+        let id = new_id(&store, "org-a", "t").await;
         let first = vec![
             logged(1, Event::AiThinking {}),
             logged(2, Event::AiThinking {}),
@@ -324,11 +329,7 @@ async fn duplicate_seq_is_refused_and_nothing_is_half_written() {
 #[tokio::test]
 async fn empty_batch_updates_the_row_and_unknown_interviews_fail() {
     on_every_backend(|store| async move {
-        let id = store
-            .create_interview(new_interview("org-a", "t"))
-            .await
-            .unwrap()
-            .id;
+        let id = new_id(&store, "org-a", "t").await;
         let created = InterviewRow {
             started_at: None,
             last_seq: 0,
@@ -362,11 +363,7 @@ async fn empty_batch_updates_the_row_and_unknown_interviews_fail() {
 #[tokio::test]
 async fn a_batch_without_a_row_keeps_the_row_and_the_head_comes_from_the_log() {
     on_every_backend(|store| async move {
-        let id = store
-            .create_interview(new_interview("org-a", "t"))
-            .await
-            .unwrap()
-            .id;
+        let id = new_id(&store, "org-a", "t").await;
         let active = row(InterviewStatus::Active, 1);
         store
             .commit(batch(

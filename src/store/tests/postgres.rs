@@ -9,7 +9,7 @@ use diesel_async::RunQueryDsl;
 use interview_actors::event::Event;
 use interview_actors::ports::{EventStore, InterviewStatus, StoreError};
 
-use super::{batch, logged, new_interview, row, scratch_pg};
+use super::{batch, logged, new_id, row, scratch_pg};
 use crate::store::scratch_db::ScratchDb;
 use crate::store::{postgres, queries, Backend, Store};
 
@@ -39,11 +39,7 @@ async fn the_pool_recovers_when_the_server_drops_every_connection() {
         return;
     };
     let store = Store::open(&db.url).await.unwrap();
-    let id = store
-        .create_interview(new_interview("org-a", "t"))
-        .await
-        .unwrap()
-        .id;
+    let id = new_id(&store, "org-a", "t").await;
     let mut seq = 0;
     for round in 0..3 {
         // Several connections in the pool at once.

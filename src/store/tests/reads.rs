@@ -4,17 +4,15 @@
 use interview_actors::event::{Event, LoggedEvent};
 use interview_actors::ports::{EventStore, InterviewStatus, StoreError};
 
-use super::{backends, batch, logged, new_interview, on_every_backend, row, scratch_pg, TestStore};
+use super::{
+    backends, batch, logged, new_id, new_interview, on_every_backend, row, scratch_pg, TestStore,
+};
 use crate::store::Store;
 
 #[tokio::test]
 async fn events_after_hides_observer_only_events_when_asked() {
     on_every_backend(|store| async move {
-        let id = store
-            .create_interview(new_interview("org-a", "t"))
-            .await
-            .unwrap()
-            .id;
+        let id = new_id(&store, "org-a", "t").await;
         let events = vec![
             logged(
                 1,
@@ -139,11 +137,7 @@ async fn dropped_futures_still_finish_on_an_actix_runtime() {
 }
 
 async fn dropped_futures_still_finish(store: Store) {
-    let id = store
-        .create_interview(new_interview("org-a", "t"))
-        .await
-        .unwrap()
-        .id;
+    let id = new_id(&store, "org-a", "t").await;
     drop(store.commit(batch(
         &id,
         vec![logged(1, Event::AiThinking {})],
@@ -179,11 +173,7 @@ async fn migrate_reports_applied_versions_once_and_memory_urls_work() {
     assert!(Store::migrate(&url).await.unwrap().is_empty());
 
     let mem = Store::open("sqlite::memory:").await.unwrap();
-    let id = mem
-        .create_interview(new_interview("o", "t"))
-        .await
-        .unwrap()
-        .id;
+    let id = new_id(&mem, "o", "t").await;
     assert!(mem.interview_view(&id).await.unwrap().is_some());
     // Nothing listens on port 1: refused, so unavailable (not a query error).
     let err = Store::open("postgres://postgres@127.0.0.1:1/x")

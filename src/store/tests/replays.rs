@@ -7,7 +7,7 @@ use chrono::{SubsecRound, Utc};
 use interview_actors::event::{Event, LoggedEvent};
 use interview_actors::ports::{AnswerAudio, EventStore, InterviewStatus, StoreError};
 
-use super::{assert_same, batch, logged, new_interview, on_every_backend, row};
+use super::{assert_same, batch, logged, new_id, on_every_backend, row};
 use crate::store::{queries, Store};
 
 async fn audio_count(store: &Store, id: &str) -> i64 {
@@ -29,11 +29,7 @@ fn answer(seq: u64, text: &str) -> std::sync::Arc<LoggedEvent> {
 #[tokio::test]
 async fn a_batch_retried_after_a_lost_ack_is_written_once() {
     on_every_backend(|store| async move {
-        let id = store
-            .create_interview(new_interview("org-a", "t"))
-            .await
-            .unwrap()
-            .id;
+        let id = new_id(&store, "org-a", "t").await;
         let audio = |q: &str| AnswerAudio {
             question_id: q.into(),
             bytes: vec![7; 64],
@@ -111,11 +107,7 @@ async fn stale_interviews_are_those_whose_status_began_before_the_cutoff() {
             (Some(InterviewStatus::Completed), Some(now - hours(5))),
         ];
         for (status, since) in cases {
-            let id = store
-                .create_interview(new_interview("org-a", "t"))
-                .await
-                .unwrap()
-                .id;
+            let id = new_id(&store, "org-a", "t").await;
             if let Some(status) = status {
                 let mut r = row(status, 0);
                 r.status_since = since;
