@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason};
+use futures_util::StreamExt;
 use interview_actors::connection::ConnectionInfo;
 use interview_actors::protocol::{close, Role};
+use interview_actors::socket::frames::FrameReader;
 use interview_actors::socket::{CandidateSocket, ObserverSocket};
 use serde::Deserialize;
 
@@ -46,11 +48,18 @@ pub async fn interview_socket(
     let verdict = request_token(&req)
         .ok_or(AuthError::Missing)
         .and_then(|token| state.auth.verify(&token));
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    // actix-ws would read the payload into a buffer of its own without
+    // bound; the sockets read it through `FrameReader` instead, which caps
+    // every message from its header. actix-ws only makes the handshake and
+    // the writing half here.
+    let payload = body.into_inner();
+    let (response, session, _unread) = actix_ws::handle(&req, no_payload(&req)?)?;
+    let stream = payload;
     let claims = match verdict {
         Ok(claims) => claims,
         Err(error) => {
-            actix_web::rt::spawn(reject(session, stream, error.to_string()));
+            let reader = FrameReader::new(stream, state.runtime.settings.hard_frame_bytes);
+            actix_web::rt::spawn(reject(session, reader, error.to_string()));
             return Ok(response);
         }
     };
@@ -78,14 +87,20 @@ pub async fn interview_socket(
 
 /// Closes an unauthenticated socket with 4001 and waits briefly for the
 /// client's Close so the code reaches it.
-async fn reject(session: actix_ws::Session, mut stream: actix_ws::MessageStream, reason: String) {
+async fn reject(session: actix_ws::Session, mut stream: FrameReader, reason: String) {
     let code = CloseReason {
         code: CloseCode::Other(close::UNAUTHORIZED),
         description: Some(reason),
     };
     let _ = session.close(Some(code)).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(_)) = stream.recv().await {}
+        while let Some(Ok(_)) = stream.next().await {}
     })
     .await;
+}
+
+/// An empty body for actix-ws, which wants one to build its own reader.
+fn no_payload(req: &HttpRequest) -> Result<web::Payload, actix_web::Error> {
+    use actix_web::FromRequest;
+    web::Payload::from_request(req, &mut actix_web::dev::Payload::None).into_inner()
 }

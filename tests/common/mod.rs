@@ -319,6 +319,16 @@ impl TestServer {
         self.spawn().await;
     }
 
+    /// The server process's resident memory in KiB (`VmRSS`), if running.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// The last lines the server printed (stdout and stderr, interleaved).
     pub fn dump_log(&self) -> String {
         let log = self.log.lock().unwrap();

@@ -3,15 +3,16 @@
 //! limits, answer heartbeats, and forward typed commands to their session.
 //! They never touch the database or another session.
 
+pub mod frames;
 mod outbox;
 mod rate;
 
 use std::{marker::PhantomData, sync::Arc, time::Instant};
 
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Running, StreamHandler};
-use actix_ws::{AggregatedMessage, ProtocolError as WsError};
 use serde_json::json;
 
+use self::frames::{FrameError, FrameReader, Incoming};
 use self::outbox::{Outbox, Outgoing, WriterFinished};
 use self::rate::{RateLimiter, Verdict};
 use crate::connection::{ConnectionInfo, Peer, PeerKind, ToSocket};
@@ -80,16 +81,12 @@ impl<R: SocketRole> ClientSocket<R> {
     pub fn start(
         info: ConnectionInfo,
         session: actix_ws::Session,
-        stream: actix_ws::MessageStream,
+        payload: actix_web::dev::Payload,
         supervisor: Addr<SessionSupervisor>,
         rooms: Addr<UserRooms>,
         runtime: Runtime,
     ) -> Addr<Self> {
-        let hard = runtime.settings.hard_frame_bytes;
-        let stream = stream
-            .max_frame_size(hard)
-            .aggregate_continuations()
-            .max_continuation_size(hard);
+        let stream = FrameReader::new(payload, runtime.settings.hard_frame_bytes);
         ClientSocket::create(move |ctx| {
             ctx.add_stream(stream);
             let settings = &runtime.settings;
@@ -153,6 +150,23 @@ impl<R: SocketRole> ClientSocket<R> {
             return self.close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout", ctx);
         }
         self.push(Outgoing::Ping, ctx);
+    }
+
+    /// The rate check alone, for pings and pongs: a frame over the rate is
+    /// dropped (no pong), and a client over it for long is closed.
+    fn admit_control(&mut self, ctx: &mut Context<Self>) -> bool {
+        match self.rate.check(Instant::now()) {
+            Verdict::Allow => true,
+            Verdict::Drop { .. } => {
+                metrics::frame_rejected("rate");
+                false
+            }
+            Verdict::Close => {
+                metrics::frame_rejected("rate");
+                self.close(close::POLICY, "rate limit exceeded", ctx);
+                false
+            }
+        }
     }
 
     /// Size and rate checks shared by text and binary frames.
@@ -365,28 +379,43 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
     }
 }
 
-impl<R: SocketRole> StreamHandler<Result<AggregatedMessage, WsError>> for ClientSocket<R> {
-    fn handle(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Self::Context) {
+impl<R: SocketRole> StreamHandler<Result<Incoming, FrameError>> for ClientSocket<R> {
+    fn handle(&mut self, item: Result<Incoming, FrameError>, ctx: &mut Self::Context) {
         let _span = self.span.clone().entered();
         if self.outbox.is_closed() {
             return;
         }
         self.last_heard = Instant::now();
         match item {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
-            Ok(AggregatedMessage::Binary(bytes)) => self.on_binary(&bytes, ctx),
-            Ok(AggregatedMessage::Ping(bytes)) => self.push(Outgoing::Pong(bytes), ctx),
-            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(Incoming::Text(text)) => self.on_text(&text, ctx),
+            Ok(Incoming::Binary(bytes)) => self.on_binary(&bytes, ctx),
+            // Pings cost the server a write: they count against the
+            // connection's budget like any other frame.
+            Ok(Incoming::Ping(bytes)) => {
+                if self.admit_control(ctx) {
+                    self.push(Outgoing::Pong(bytes), ctx)
+                }
+            }
+            Ok(Incoming::Pong(_)) => {
+                self.admit_control(ctx);
+            }
             // Echo the client's code (RFC 6455 5.5.1), so a client that reads
             // the code it gets back sees its own.
-            Ok(AggregatedMessage::Close(reason)) => {
+            Ok(Incoming::Close(reason)) => {
                 let code = reason.map_or(close::NORMAL, |r| u16::from(r.code));
                 self.close(code, "goodbye", ctx)
             }
-            Err(WsError::Overflow) => self.close(close::TOO_BIG, "frame over 1 MiB", ctx),
             Err(error) => {
-                tracing::debug!(connection_id = %self.info.id, %error, "websocket protocol error");
-                self.close(1002, "protocol error", ctx);
+                tracing::debug!(connection_id = %self.info.id, %error, "websocket frame refused");
+                if matches!(error, FrameError::TooBig { .. }) {
+                    metrics::frame_rejected("size");
+                }
+                let reason = match &error {
+                    FrameError::TooBig { cap, .. } => format!("message over {cap} bytes"),
+                    FrameError::InvalidUtf8 => "text is not UTF-8".into(),
+                    FrameError::Protocol(_) => "protocol error".into(),
+                };
+                self.close(error.close_code(), &reason, ctx);
             }
         }
     }
