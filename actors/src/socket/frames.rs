@@ -75,7 +75,7 @@ enum Kind {
 }
 
 /// The decoding core, independent of where the bytes come from: `push`
-/// what arrived, take messages with `next` until it says it needs more.
+/// what arrived, take messages with `next_message` until it says it needs more.
 pub struct FrameDecoder {
     buf: BytesMut,
     codec: actix_http::ws::Codec,
@@ -111,7 +111,7 @@ impl FrameDecoder {
 
     /// The next whole message, `Ok(None)` when more bytes are needed. After
     /// an error the decoder is spent: it keeps nothing and decodes nothing.
-    pub fn next(&mut self) -> Result<Option<Incoming>, FrameError> {
+    pub fn next_message(&mut self) -> Result<Option<Incoming>, FrameError> {
         if self.failed {
             return Ok(None);
         }
@@ -283,7 +283,7 @@ impl Stream for FrameReader {
                 // stops once its Close is written.
                 return Poll::Pending;
             }
-            match this.decoder.next() {
+            match this.decoder.next_message() {
                 Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
                 Ok(None) => {}
                 Err(error) => return Poll::Ready(Some(Err(error))),
