@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::{Message, Recipient};
 use bytestring::ByteString;
 
+use crate::event::LoggedEvent;
 use crate::protocol::Role;
 
 /// A connected, authenticated client.
@@ -54,8 +55,27 @@ pub enum ToSocket {
     Bound(actix::Addr<crate::session::InterviewSession>),
     /// The socket is no longer part of an interview (stop-observing, a failed join).
     Unbound,
-    /// A text frame of this `type`, serialised once and shared by every receiver.
+    /// A text frame of this `type`, serialised once and shared by every
+    /// receiver: a reply or an error, for this socket alone.
     Frame(&'static str, ByteString),
+    /// A committed event of the interview's log, live. A socket still
+    /// replaying drops it: a later page of its replay carries it.
+    Event(Arc<LoggedEvent>),
+    /// Replay the log after this `seq`: ask the session for pages
+    /// (`session::ReadReplay`) as the outbox drains, then go live.
+    ReplayFrom(u64),
+    /// A page of a replay.
+    Replay(ReplayPage),
     /// Send a Close frame with this code, then stop.
     Close { code: u16, reason: String },
+}
+
+/// Committed events after a socket's replay cursor, those it may see.
+#[derive(Clone)]
+pub struct ReplayPage {
+    pub events: Vec<Arc<LoggedEvent>>,
+    /// The cursor after this page: the last `seq` it covered, seen or not.
+    pub through: u64,
+    /// `through` is the session's head: what comes next is live.
+    pub caught_up: bool,
 }

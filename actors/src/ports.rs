@@ -150,6 +150,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// updates the row (e.g. `PENDING` to `CREATED`).
     fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>>;
 
+    /// Events of one interview with `seq > after`, in order, at most
+    /// `limit`, every audience: the pages of a replay older than what a
+    /// session keeps in memory.
+    fn read_after(
+        &self,
+        interview_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> BoxFuture<Result<Vec<LoggedEvent>, StoreError>>;
+
     /// Interviews `CREATED` or `PAUSED` since before `before` (candidates for
     /// expiry), at most `limit`.
     fn stale(

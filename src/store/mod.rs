@@ -291,6 +291,17 @@ impl EventStore for Store {
         Box::pin(self.run(move |s| async move { queries::commit(&s.backend, batch).await }))
     }
 
+    fn read_after(
+        &self,
+        interview_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> BoxFuture<Result<Vec<LoggedEvent>, StoreError>> {
+        let store = self.clone();
+        let id = interview_id.to_owned();
+        Box::pin(async move { store.events_after(&id, after, limit, true).await })
+    }
+
     fn stale(
         &self,
         before: DateTime<Utc>,

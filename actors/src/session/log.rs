@@ -5,6 +5,7 @@
 //! is retried with backoff; nothing uncommitted is ever sent.
 
 use std::{
+    collections::VecDeque,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -15,7 +16,8 @@ use chrono::{DateTime, Utc};
 use super::{state::SessionState, InterviewSession};
 use crate::connection::ToSocket;
 use crate::event::{Audience, Event, LoggedEvent};
-use crate::ports::{AnswerAudio, Batch, InterviewRow, StoreError};
+use crate::ports::{AnswerAudio, Batch, InterviewRow, StoreError, TranscriptLine};
+use crate::projection::transcript_entry;
 use crate::protocol::close;
 
 /// Events in one commit at most; the rest wait for the next. A batch is
@@ -23,12 +25,28 @@ use crate::protocol::close;
 /// (`OUTBOX_FRAMES` is at least twice it) or a reader that keeps up would be
 /// taken for a slow one.
 pub const MAX_BATCH: usize = 128;
+/// The committed events a session keeps in memory, newest last: replays
+/// within it are served from memory, older ones are read from the store.
+/// Bounded by count and by frame bytes, so a long interview costs the same
+/// memory as a short one.
+pub const TAIL_EVENTS: usize = 1024;
+pub const TAIL_BYTES: usize = 512 * 1024;
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
 pub(super) struct EventLog {
-    /// Committed events, in `seq` order: what replays are served from.
-    committed: Vec<Arc<LoggedEvent>>,
+    /// The newest committed events, in `seq` order (see `TAIL_EVENTS`).
+    tail: VecDeque<Arc<LoggedEvent>>,
+    tail_bytes: usize,
+    /// The highest committed `seq`.
+    head: u64,
+    /// The committed conversation: what snapshots and prompts show. One
+    /// line per message or answer, so it grows with the interview's turns,
+    /// which the per-interview limits bound.
+    transcript: Vec<TranscriptLine>,
+    /// Bytes of every event's frame and audio, committed or not, since the
+    /// interview began: what the per-interview byte limit counts.
+    pub(super) total_bytes: u64,
     /// The state as of the last committed event: what snapshots show.
     committed_state: SessionState,
     pending: Vec<Arc<LoggedEvent>>,
@@ -46,8 +64,12 @@ pub(super) struct EventLog {
 impl EventLog {
     pub(super) fn new(committed: Vec<Arc<LoggedEvent>>, state: SessionState) -> EventLog {
         let next_seq = committed.last().map_or(1, |e| e.seq + 1);
-        EventLog {
-            committed,
+        let mut log = EventLog {
+            tail: VecDeque::new(),
+            tail_bytes: 0,
+            head: 0,
+            transcript: Vec::new(),
+            total_bytes: 0,
             committed_state: state,
             pending: Vec::new(),
             pending_audio: Vec::new(),
@@ -57,18 +79,51 @@ impl EventLog {
             retry_delay: RETRY_FIRST,
             retry_at: None,
             outage_since: None,
+        };
+        for e in committed {
+            log.total_bytes += e.frame.len() as u64;
+            log.keep(e);
+        }
+        log
+    }
+
+    /// A committed event joins the tail and the transcript; the oldest
+    /// events leave the tail past its bounds.
+    fn keep(&mut self, e: Arc<LoggedEvent>) {
+        if let Some(t) = transcript_entry(&e) {
+            self.transcript.push(TranscriptLine {
+                speaker: t.speaker,
+                text: t.text,
+                seq: t.seq,
+            });
+        }
+        self.head = e.seq;
+        self.tail_bytes += e.frame.len();
+        self.tail.push_back(e);
+        while self.tail.len() > TAIL_EVENTS || (self.tail_bytes > TAIL_BYTES && self.tail.len() > 1)
+        {
+            if let Some(old) = self.tail.pop_front() {
+                self.tail_bytes -= old.frame.len();
+            }
         }
     }
 
     pub(super) fn append(&mut self, event: Event, now: DateTime<Utc>) -> Arc<LoggedEvent> {
         let logged = Arc::new(LoggedEvent::new(self.next_seq, now, event));
         self.next_seq += 1;
+        self.total_bytes += logged.frame.len() as u64;
         self.pending.push(logged.clone());
         logged
     }
 
     pub(super) fn attach_audio(&mut self, audio: AnswerAudio) {
+        self.total_bytes += audio.bytes.len() as u64;
         self.pending_audio.push(audio);
+    }
+
+    /// Events appended since the interview began, committed or not.
+    pub(super) fn total_events(&self) -> u64 {
+        self.next_seq - 1
     }
 
     /// The row must be written even without new events.
@@ -78,7 +133,7 @@ impl EventLog {
 
     /// The highest committed `seq` (0 when the log is empty).
     pub(super) fn head(&self) -> u64 {
-        self.committed.last().map_or(0, |e| e.seq)
+        self.head
     }
 
     pub(super) fn next_seq(&self) -> u64 {
@@ -90,18 +145,28 @@ impl EventLog {
         !self.in_flight && self.pending.is_empty() && !self.row_dirty
     }
 
-    pub(super) fn committed(&self) -> &[Arc<LoggedEvent>] {
-        &self.committed
+    /// The committed conversation, oldest first.
+    pub(super) fn transcript(&self) -> &[TranscriptLine] {
+        &self.transcript
     }
 
     pub(super) fn committed_state(&self) -> &SessionState {
         &self.committed_state
     }
 
-    /// Committed events with `seq > after`, for a replay.
-    pub(super) fn after(&self, after: u64) -> &[Arc<LoggedEvent>] {
-        let start = self.committed.partition_point(|e| e.seq <= after);
-        &self.committed[start..]
+    /// Committed events with `seq > after`, when the tail still holds
+    /// them all; `None` when the oldest of them must come from the store.
+    pub(super) fn after(&self, after: u64) -> Option<impl Iterator<Item = &Arc<LoggedEvent>> + '_> {
+        if after < self.head && self.tail.front().is_none_or(|e| e.seq > after + 1) {
+            return None;
+        }
+        let start = self.tail.partition_point(|e| e.seq <= after);
+        Some(self.tail.range(start..))
+    }
+
+    /// The `seq` of the oldest event in memory (`head + 1` when none is).
+    pub(super) fn tail_start(&self) -> u64 {
+        self.tail.front().map_or(self.head + 1, |e| e.seq)
     }
 }
 
@@ -196,7 +261,7 @@ impl InterviewSession {
                 e.event,
                 Event::InterviewCompleted { .. } | Event::InterviewExpired {}
             );
-            self.log.committed.push(e);
+            self.log.keep(e);
         }
         if terminal {
             self.after_terminal();
@@ -242,8 +307,8 @@ impl InterviewSession {
     }
 
     /// Sends one committed event to every socket that may see it.
-    fn fan_out(&self, e: &LoggedEvent) {
-        let frame = ToSocket::Frame(e.event.type_name(), e.frame.clone());
+    fn fan_out(&self, e: &Arc<LoggedEvent>) {
+        let frame = ToSocket::Event(e.clone());
         for peer in self.observers.values() {
             peer.send(frame.clone());
         }

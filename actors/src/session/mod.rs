@@ -8,6 +8,7 @@
 mod commands;
 mod lifecycle;
 mod log;
+mod replay;
 mod snapshot;
 pub mod state;
 mod turn;
@@ -26,6 +27,7 @@ use crate::Runtime;
 
 pub use self::lifecycle::{Crash, DrainSession, Inspect, SessionInfo};
 use self::log::EventLog;
+pub use self::replay::ReadReplay;
 use self::state::{Phase, SessionState};
 
 /// A socket asks to take part: the supervisor forwards `join-interview` and

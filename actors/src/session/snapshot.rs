@@ -12,8 +12,7 @@ use serde_json::{json, Value};
 
 use super::{state::Phase, Attach, InterviewSession};
 use crate::connection::{Peer, ToSocket};
-use crate::event::{Audience, Event, PauseReason};
-use crate::projection::transcript_entry;
+use crate::event::{Event, PauseReason};
 use crate::protocol::{close, reply_frame, ErrorCode, ProtocolError, Role};
 
 impl InterviewSession {
@@ -134,9 +133,8 @@ impl InterviewSession {
         let state = self.log.committed_state();
         let transcript: Vec<Value> = self
             .log
-            .committed()
+            .transcript()
             .iter()
-            .filter_map(|e| transcript_entry(e))
             .map(|t| json!({"speaker": t.speaker, "text": t.text, "seq": t.seq}))
             .collect();
         let now = self.runtime.clock.now();
@@ -199,23 +197,12 @@ impl InterviewSession {
             "observation-started"
         };
         peer.send(ToSocket::Frame(kind, frame.into()));
-        if last_seq.is_some() {
-            let replayed = match (recovered, last_seq) {
-                (true, Some(after)) => self
-                    .log
-                    .after(after)
-                    .iter()
-                    .filter(|e| !candidate || e.audience() == Audience::All)
-                    .count(),
-                _ => 0,
-            };
-            crate::metrics::resume(recovered, replayed);
-        }
-        if let (true, Some(after)) = (recovered, last_seq) {
-            for e in self.log.after(after) {
-                if !candidate || e.audience() == Audience::All {
-                    peer.send(ToSocket::Frame(e.event.type_name(), e.frame.clone()));
-                }
+        if let Some(after) = last_seq {
+            let replayed = if recovered { head - after } else { 0 };
+            crate::metrics::resume(recovered, replayed as usize);
+            // The socket pulls the replay page by page as it drains.
+            if recovered && after < head {
+                peer.send(ToSocket::ReplayFrom(after));
             }
         }
         (recovered, head)

@@ -17,7 +17,6 @@ use crate::event::{Event, NextAction, Question};
 use crate::heuristic;
 use crate::llm_stream::{Cancel, LlmStream, StreamReport};
 use crate::ports::{AnswerToScore, Assessment, TranscriptLine, Turn, TurnKind};
-use crate::projection::transcript_entry;
 use crate::protocol::{ErrorCode, ProtocolError};
 
 /// Asked when a follow-up's own text was lost in a crash.
@@ -73,16 +72,7 @@ impl InterviewSession {
     }
 
     fn transcript(&self) -> Vec<TranscriptLine> {
-        self.log
-            .committed()
-            .iter()
-            .filter_map(|e| transcript_entry(e))
-            .map(|t| TranscriptLine {
-                speaker: t.speaker,
-                text: t.text,
-                seq: t.seq,
-            })
-            .collect()
+        self.log.transcript().to_vec()
     }
 
     fn evaluate(&mut self, ctx: &mut Context<Self>) {

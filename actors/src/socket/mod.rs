@@ -9,20 +9,23 @@ mod rate;
 
 use std::{marker::PhantomData, sync::Arc, time::Instant};
 
-use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Running, StreamHandler};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Running,
+    StreamHandler, WrapFuture,
+};
 use serde_json::json;
 
 use self::frames::{FrameError, FrameReader, Incoming};
 use self::outbox::{Outbox, Outgoing, WriterFinished};
 use self::rate::{RateLimiter, Verdict};
-use crate::connection::{ConnectionInfo, Peer, PeerKind, ToSocket};
+use crate::connection::{ConnectionInfo, Peer, PeerKind, ReplayPage, ToSocket};
 use crate::metrics;
 use crate::protocol::{
     close, error_frame, parse_client_frame, peek_ref, reply_frame, rfc3339, ClientCommand,
     ErrorCode, ProtocolError,
 };
 use crate::rooms::{EnterRoom, LeaveRoom, UserRooms};
-use crate::session::{Attach, Command, InterviewSession};
+use crate::session::{Attach, Command, InterviewSession, ReadReplay};
 use crate::supervisor::{Join, Leave, SessionSupervisor};
 use crate::Runtime;
 
@@ -69,6 +72,9 @@ pub struct ClientSocket<R: SocketRole> {
     runtime: Runtime,
     rate: RateLimiter,
     last_heard: Instant,
+    /// Replaying: the last `seq` replayed. Live events wait in the log
+    /// meanwhile, not in this socket.
+    replay: Option<u64>,
     /// `connection_id`, `role` and, once joined, `interview_id` on every
     /// log line of this connection.
     span: tracing::Span,
@@ -106,6 +112,7 @@ impl<R: SocketRole> ClientSocket<R> {
                 rooms,
                 rate: RateLimiter::new(settings.rate_per_sec, settings.rate_burst, Instant::now()),
                 last_heard: Instant::now(),
+                replay: None,
                 runtime,
                 _role: PhantomData,
             }
@@ -284,6 +291,55 @@ impl<R: SocketRole> ClientSocket<R> {
         }
     }
 
+    /// Frames of one replay page: a quarter of the outbox, so that live
+    /// replies and pings always have room beside it.
+    fn page_size(&self) -> usize {
+        (self.outbox.capacity() / 4).clamp(1, 256)
+    }
+
+    /// Asks the session for the page after the cursor.
+    fn request_page(&mut self, ctx: &mut Context<Self>) {
+        let (Some(after), Binding::Bound { session, .. }) = (self.replay, &self.binding) else {
+            return;
+        };
+        let ask = session.send(ReadReplay {
+            peer: Peer {
+                info: self.info.clone(),
+                socket: ctx.address().recipient(),
+            },
+            candidate: R::KIND == PeerKind::Candidate,
+            after,
+            limit: self.page_size(),
+        });
+        ctx.spawn(ask.into_actor(self).map(|sent, act, ctx| {
+            // The session is gone (restarted or stopped): the client resumes.
+            if sent.is_err() {
+                act.close(close::RESTARTING, "session restarted; resume", ctx);
+            }
+        }));
+    }
+
+    fn on_replay_page(&mut self, page: ReplayPage, ctx: &mut Context<Self>) {
+        if self.replay.is_none() {
+            return;
+        }
+        for e in page.events {
+            metrics::frame_out(e.event.type_name());
+            self.push(Outgoing::Text(e.frame.clone()), ctx);
+        }
+        if page.caught_up {
+            self.replay = None;
+            return;
+        }
+        self.replay = Some(page.through);
+        let room = self.outbox.room_for(self.page_size() * 2);
+        ctx.spawn(room.into_actor(self).map(|open, act, ctx| {
+            if open {
+                act.request_page(ctx);
+            }
+        }));
+    }
+
     fn join(
         &mut self,
         interview_id: String,
@@ -451,6 +507,7 @@ impl<R: SocketRole> Handler<ToSocket> for ClientSocket<R> {
                 }
             }
             ToSocket::Unbound => {
+                self.replay = None;
                 if let Binding::Joining(_, queued) =
                     std::mem::replace(&mut self.binding, Binding::Unbound)
                 {
@@ -464,6 +521,18 @@ impl<R: SocketRole> Handler<ToSocket> for ClientSocket<R> {
                 metrics::frame_out(kind);
                 self.push(Outgoing::Text(frame), ctx)
             }
+            // While replaying, a live event is dropped here: it is
+            // committed, so a later page carries it, in order.
+            ToSocket::Event(e) if self.replay.is_none() => {
+                metrics::frame_out(e.event.type_name());
+                self.push(Outgoing::Text(e.frame.clone()), ctx)
+            }
+            ToSocket::Event(_) => {}
+            ToSocket::ReplayFrom(after) => {
+                self.replay = Some(after);
+                self.request_page(ctx);
+            }
+            ToSocket::Replay(page) => self.on_replay_page(page, ctx),
             ToSocket::Close { code, reason } => {
                 // The session has let go of this socket already.
                 self.binding = Binding::Unbound;

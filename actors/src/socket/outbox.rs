@@ -59,6 +59,20 @@ impl Outbox {
         self.closed
     }
 
+    /// Frames the outbox holds at most.
+    pub fn capacity(&self) -> usize {
+        self.tx.max_capacity()
+    }
+
+    /// Resolves once `n` frames fit (false if the writer is gone). The
+    /// slots are not kept: this socket is the only sender, so they are
+    /// still free when it pushes right after.
+    pub fn room_for(&self, n: usize) -> impl std::future::Future<Output = bool> + 'static {
+        let tx = self.tx.clone();
+        let n = n.clamp(1, tx.max_capacity());
+        async move { tx.reserve_many(n).await.is_ok() }
+    }
+
     pub fn send(&mut self, frame: Outgoing) -> Result<(), Full> {
         if self.closed {
             return Ok(());
