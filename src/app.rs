@@ -35,6 +35,10 @@ pub fn runtime_settings(config: &Config) -> RuntimeSettings {
         node_id: config.node_id.clone(),
         llm_timeout: Duration::from_millis(config.llm_timeout_ms.max(3)),
         db_outage_pause: Duration::from_millis(config.db_outage_pause_ms),
+        proctor_per_min: config.proctor_events_per_min,
+        proctor_burst: config.proctor_events_burst,
+        max_interview_events: config.max_interview_events,
+        max_interview_bytes: config.max_interview_bytes,
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 /// Observers see each proctor event as an alert (with type, severity and
 /// message) and a trust-score update; the candidate sees nothing. Accepted in
-/// the created, active and paused states.
+/// the active and paused states; refused before the interview starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observers_get_alerts_and_trust_score_candidate_gets_neither() {
     let server = TestServer::start(&[]).await;
@@ -60,7 +60,22 @@ async fn observers_get_alerts_and_trust_score_candidate_gets_neither() {
         scores[0]
     }
 
-    // created
+    // created: proctoring has not begun; nothing is recorded.
+    cand.send_ref(
+        "proctor-event",
+        json!({"type": "tab-switch", "severity": "high", "message": "too early"}),
+        "early",
+    )
+    .await;
+    cand.expect_error_ref("INVALID_STATE", "early").await;
+    rec.assert_no_frame_within(300).await;
+
+    // active
+    let mut model = ScriptModel::new(&iv.questions);
+    start_turn(&mut cand, &mut model).await;
+    for obs in [&mut rec, &mut adm] {
+        obs.collect_until("question").await;
+    }
     let s1 = proctor(
         &mut cand,
         [&mut rec, &mut adm],
@@ -74,14 +89,6 @@ async fn observers_get_alerts_and_trust_score_candidate_gets_neither() {
         s1 < 100,
         "a high-severity event lowers the score from 100, got {s1}"
     );
-    cand.assert_no_frame_within(300).await;
-
-    // active
-    let mut model = ScriptModel::new(&iv.questions);
-    start_turn(&mut cand, &mut model).await;
-    for obs in [&mut rec, &mut adm] {
-        obs.collect_until("question").await;
-    }
     let s2 = proctor(
         &mut cand,
         [&mut rec, &mut adm],
@@ -155,8 +162,12 @@ async fn observers_get_alerts_and_trust_score_candidate_gets_neither() {
 /// goes below (nor above 100).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trust_score_stays_within_0_and_100_and_reaches_0() {
-    let server =
-        TestServer::start(&[("RATE_LIMIT_PER_SEC", "1000"), ("RATE_LIMIT_BURST", "1000")]).await;
+    let server = TestServer::start(&[
+        ("RATE_LIMIT_PER_SEC", "1000"),
+        ("RATE_LIMIT_BURST", "1000"),
+        ("PROCTOR_EVENTS_BURST", "1000"),
+    ])
+    .await;
     let iv = server.create_interview().await;
     let (mut rec, _) = join_observer(&server, &iv, None, "recruiter", None).await;
     let (mut cand, _) = join_candidate(&server, &iv, None).await;

@@ -25,6 +25,8 @@ pub enum ErrorCode {
     AlreadyJoined,
     RateLimited,
     PayloadTooLarge,
+    /// The interview's log is at its size limit (`MAX_INTERVIEW_*`).
+    LimitReached,
     SessionExpired,
     AiUnavailable,
     InternalError,
@@ -240,11 +242,26 @@ const ALL_TYPES: &[&str] = &[
     "ping",
 ];
 
+/// The longest string, in characters, a client may put in each field
+/// (docs/protocol.md section 2). Everything a client writes ends up in the
+/// interview's log, kept for as long as the interview: a field over its
+/// limit is refused with `PAYLOAD_TOO_LARGE`, not cut.
+pub mod max_chars {
+    pub const REF: usize = 128;
+    pub const INTERVIEW_ID: usize = 128;
+    pub const ANSWER: usize = 20_000;
+    pub const TRANSCRIPTION: usize = 20_000;
+    pub const AUDIO_URL: usize = 2_048;
+    pub const PROCTOR_MESSAGE: usize = 500;
+    pub const END_REASON: usize = 500;
+}
+
 /// The `ref` of a frame, when it is a JSON object with a string `ref`; used to
 /// echo it even on frames that fail to parse further.
 pub fn peek_ref(text: &str) -> Option<String> {
     let value: Value = serde_json::from_str(text).ok()?;
-    value.get("ref")?.as_str().map(str::to_owned)
+    let reference = value.get("ref")?.as_str()?;
+    (reference.chars().count() <= max_chars::REF).then(|| reference.to_owned())
 }
 
 /// Parses one text frame from a client of `role`.
@@ -256,6 +273,12 @@ pub fn parse_client_frame(text: &str, role: Role) -> Result<ClientFrame, Protoco
     };
     let reference = match object.remove("ref") {
         None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.chars().count() > max_chars::REF => {
+            return Err(ProtocolError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("`ref` is longer than {} characters", max_chars::REF),
+            ))
+        }
         Some(Value::String(s)) => Some(s),
         Some(_) => return Err(ProtocolError::invalid("`ref` must be a string")),
     };
@@ -291,16 +314,16 @@ fn command_from(kind: &str, data: Map<String, Value>) -> Result<ClientCommand, P
     let fields = Fields { kind, data };
     Ok(match kind {
         "join-interview" => ClientCommand::JoinInterview {
-            interview_id: fields.required_str("interviewId")?,
+            interview_id: fields.required_str("interviewId", max_chars::INTERVIEW_ID)?,
             last_seq: fields.optional_seq("lastSeq")?,
         },
         "observe-interview" => ClientCommand::ObserveInterview {
-            interview_id: fields.required_str("interviewId")?,
+            interview_id: fields.required_str("interviewId", max_chars::INTERVIEW_ID)?,
             last_seq: fields.optional_seq("lastSeq")?,
         },
         "start-interview" => ClientCommand::StartInterview,
         "answer" => {
-            let text = fields.required_str("text")?;
+            let text = fields.required_str("text", max_chars::ANSWER)?;
             if text.trim().is_empty() {
                 return Err(ProtocolError::invalid("answer `text` is empty"));
             }
@@ -308,15 +331,18 @@ fn command_from(kind: &str, data: Map<String, Value>) -> Result<ClientCommand, P
         }
         "audio-chunk" => {
             use base64::Engine as _;
-            let encoded = fields.required_str("audioData")?;
+            // Bounded by the frame size; the session bounds the answer's audio.
+            let encoded = fields.required_str("audioData", usize::MAX)?;
             let audio = base64::engine::general_purpose::STANDARD
                 .decode(encoded.as_bytes())
                 .map_err(|_| ProtocolError::invalid("`audioData` is not base64"))?;
             ClientCommand::AudioChunk { audio }
         }
         "response-complete" => ClientCommand::ResponseComplete {
-            transcription: fields.optional_str("transcription")?.unwrap_or_default(),
-            audio_url: fields.optional_str("audioUrl")?,
+            transcription: fields
+                .optional_str("transcription", max_chars::TRANSCRIPTION)?
+                .unwrap_or_default(),
+            audio_url: fields.optional_str("audioUrl", max_chars::AUDIO_URL)?,
         },
         "proctor-event" => {
             let kind: ProctorKind = fields.parse("type")?;
@@ -324,14 +350,14 @@ fn command_from(kind: &str, data: Map<String, Value>) -> Result<ClientCommand, P
             ClientCommand::ProctorEvent {
                 kind,
                 severity,
-                message: fields.optional_str("message")?,
+                message: fields.optional_str("message", max_chars::PROCTOR_MESSAGE)?,
                 data: fields.data.get("data").cloned(),
             }
         }
         "pause-interview" => ClientCommand::PauseInterview,
         "resume-interview" => ClientCommand::ResumeInterview,
         "end-interview" => ClientCommand::EndInterview {
-            reason: fields.optional_str("reason")?,
+            reason: fields.optional_str("reason", max_chars::END_REASON)?,
         },
         "stop-observing" => ClientCommand::StopObserving,
         "heartbeat" => ClientCommand::Heartbeat,
@@ -347,19 +373,19 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
-    fn required_str(&self, name: &str) -> Result<String, ProtocolError> {
+    fn required_str(&self, name: &str, max: usize) -> Result<String, ProtocolError> {
         match self.data.get(name) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(Value::String(s)) if !s.is_empty() => self.within(name, s, max),
             Some(Value::String(_)) => Err(self.bad(name, "must not be empty")),
             Some(_) => Err(self.bad(name, "must be a string")),
             None => Err(self.bad(name, "is required")),
         }
     }
 
-    fn optional_str(&self, name: &str) -> Result<Option<String>, ProtocolError> {
+    fn optional_str(&self, name: &str, max: usize) -> Result<Option<String>, ProtocolError> {
         match self.data.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => self.within(name, s, max).map(Some),
             Some(_) => Err(self.bad(name, "must be a string")),
         }
     }
@@ -381,6 +407,19 @@ impl Fields<'_> {
             .get(name)
             .ok_or_else(|| self.bad(name, "is required"))?;
         serde_json::from_value(value.clone()).map_err(|_| self.bad(name, "has an unknown value"))
+    }
+
+    fn within(&self, name: &str, s: &str, max: usize) -> Result<String, ProtocolError> {
+        if max != usize::MAX && s.chars().count() > max {
+            return Err(ProtocolError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "{}: `data.{name}` is longer than {max} characters",
+                    self.kind
+                ),
+            ));
+        }
+        Ok(s.to_owned())
     }
 
     fn bad(&self, name: &str, why: &str) -> ProtocolError {

@@ -28,6 +28,13 @@ pub struct RuntimeSettings {
     pub llm_timeout: Duration,
     /// A database outage longer than this pauses active interviews.
     pub db_outage_pause: Duration,
+    /// Proctor events one interview takes: a rate per minute and a burst.
+    pub proctor_per_min: u32,
+    pub proctor_burst: u32,
+    /// One interview's log at most, in events and in bytes (frames and
+    /// audio); past either, client commands that add to it are refused.
+    pub max_interview_events: u64,
+    pub max_interview_bytes: u64,
 }
 
 impl Default for RuntimeSettings {
@@ -45,6 +52,10 @@ impl Default for RuntimeSettings {
             node_id: "local".into(),
             llm_timeout: Duration::from_secs(30),
             db_outage_pause: Duration::from_secs(30),
+            proctor_per_min: 30,
+            proctor_burst: 10,
+            max_interview_events: 100_000,
+            max_interview_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -82,6 +82,12 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `DB_OUTAGE_PAUSE_MS` (30000): a database outage longer than this pauses active interviews.
     pub db_outage_pause_ms: u64,
+    /// `PROCTOR_EVENTS_PER_MIN` (30) and `PROCTOR_EVENTS_BURST` (10): proctor events one interview takes.
+    pub proctor_events_per_min: u32,
+    pub proctor_events_burst: u32,
+    /// `MAX_INTERVIEW_EVENTS` (100000) and `MAX_INTERVIEW_BYTES` (64 MiB): one interview's log at most.
+    pub max_interview_events: u64,
+    pub max_interview_bytes: u64,
     /// `LLM_HISTORY_BUDGET_CHARS` (12000): conversation kept in a prompt, newest first.
     pub llm_history_budget_chars: usize,
     /// `TTS_DIR` (`./interviewd-audio`): where synthesised question audio is kept.
@@ -135,6 +141,10 @@ impl Default for Config {
             outbox_frames: 1024,
             public_url: None,
             db_outage_pause_ms: 30_000,
+            proctor_events_per_min: 30,
+            proctor_events_burst: 10,
+            max_interview_events: 100_000,
+            max_interview_bytes: 64 * 1024 * 1024,
             llm_history_budget_chars: 12_000,
             tts_dir: "./interviewd-audio".into(),
             drain_timeout_ms: 10_000,
@@ -271,6 +281,22 @@ impl Config {
                 .string("PUBLIC_URL")
                 .map(|url| url.trim_end_matches('/').to_string()),
             db_outage_pause_ms: src.number("DB_OUTAGE_PAUSE_MS", d.db_outage_pause_ms, 1)?,
+            proctor_events_per_min: src.number(
+                "PROCTOR_EVENTS_PER_MIN",
+                d.proctor_events_per_min,
+                1,
+            )?,
+            proctor_events_burst: src.number("PROCTOR_EVENTS_BURST", d.proctor_events_burst, 1)?,
+            max_interview_events: src.number(
+                "MAX_INTERVIEW_EVENTS",
+                d.max_interview_events,
+                100,
+            )?,
+            max_interview_bytes: src.number(
+                "MAX_INTERVIEW_BYTES",
+                d.max_interview_bytes,
+                64 * 1024,
+            )?,
             llm_history_budget_chars: src.number(
                 "LLM_HISTORY_BUDGET_CHARS",
                 d.llm_history_budget_chars,
@@ -380,6 +406,10 @@ impl fmt::Debug for Config {
             .field("outbox_frames", &self.outbox_frames)
             .field("public_url", &self.public_url)
             .field("db_outage_pause_ms", &self.db_outage_pause_ms)
+            .field("proctor_events_per_min", &self.proctor_events_per_min)
+            .field("proctor_events_burst", &self.proctor_events_burst)
+            .field("max_interview_events", &self.max_interview_events)
+            .field("max_interview_bytes", &self.max_interview_bytes)
             .field("llm_history_budget_chars", &self.llm_history_budget_chars)
             .field("tts_dir", &self.tts_dir)
             .field("drain_timeout_ms", &self.drain_timeout_ms)

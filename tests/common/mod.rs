@@ -329,6 +329,16 @@ impl TestServer {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// Bytes of the SQLite database (file and WAL), or `None` on PostgreSQL.
+    pub fn sqlite_bytes(&self) -> Option<u64> {
+        if self.pg.is_some() {
+            return None;
+        }
+        let db = self.dir.path().join("interviewd.db");
+        let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+        Some(size(db.clone()) + size(db.with_extension("db-wal")))
+    }
+
     /// The last lines the server printed (stdout and stderr, interleaved).
     pub fn dump_log(&self) -> String {
         let log = self.log.lock().unwrap();

@@ -21,6 +21,17 @@ impl InterviewSession {
         ctx: &mut Context<Self>,
     ) -> Outcome {
         let candidate = self.is_candidate(conn_id);
+        // A log at its limit takes nothing more from clients but the end.
+        if !matches!(
+            command,
+            ClientCommand::EndInterview { .. } | ClientCommand::StopObserving
+        ) {
+            super::budget::check_log_size(
+                self.log.total_events(),
+                self.log.total_bytes,
+                &self.runtime.settings,
+            )?;
+        }
         match command {
             ClientCommand::StartInterview if candidate => self.start(ctx),
             ClientCommand::Answer { text } if candidate => self.answer(text, ctx),
@@ -194,6 +205,13 @@ impl InterviewSession {
         ctx: &mut Context<Self>,
     ) -> Outcome {
         self.refuse_unless_open()?;
+        if !matches!(self.live.phase, Phase::Active | Phase::Paused(_)) {
+            return Err(ProtocolError::state(format!(
+                "proctoring begins with the interview; it is {}",
+                self.live.phase.as_str()
+            )));
+        }
+        self.proctor_budget.take(std::time::Instant::now())?;
         let trust_score = crate::trust::lowered(self.live.trust_score, kind, severity);
         let message = message.unwrap_or_else(|| crate::trust::describe(kind).to_string());
         self.emit(

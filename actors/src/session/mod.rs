@@ -5,6 +5,7 @@
 //! sends after joining), `Detach` (a socket went away) and the reports of its
 //! `LlmStream` child.
 
+mod budget;
 mod commands;
 mod lifecycle;
 mod log;
@@ -98,6 +99,8 @@ pub struct InterviewSession {
     /// When the last socket left (for passivation).
     idle_since: Option<Instant>,
     message_counter: u64,
+    /// Proctor events this interview may still take now.
+    proctor_budget: budget::ProctorBudget,
 }
 
 impl InterviewSession {
@@ -123,6 +126,7 @@ impl InterviewSession {
         let committed = live.clone();
         let events: Vec<Arc<LoggedEvent>> = stored.events.into_iter().map(Arc::new).collect();
         let log = EventLog::new(events, committed);
+        let runtime_settings = runtime.settings.clone();
         let session_id = format!("s-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let span = tracing::info_span!("interview", interview_id = %interview.id, session_id = %session_id);
         InterviewSession {
@@ -146,6 +150,7 @@ impl InterviewSession {
             started: Instant::now(),
             idle_since: Some(Instant::now()),
             message_counter: 0,
+            proctor_budget: budget::ProctorBudget::new(&runtime_settings, Instant::now()),
         }
     }
 
