@@ -74,6 +74,9 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     if dev && config.jwt_secret.is_none() {
         config.jwt_secret = Some(crate::auth::generate_secret());
     }
+    for warning in config.check_secrets(dev)? {
+        tracing::warn!("{warning}");
+    }
     if config.redis_url.is_some() {
         tracing::warn!(
             "REDIS_URL is set, but the Redis bus is not built yet: running as a single node"
