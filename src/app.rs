@@ -13,7 +13,7 @@ use interview_actors::Runtime;
 
 use crate::auth::{now_secs, Auth, Claims};
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http::{self, interviews::ArrivedOn, AppState};
 use crate::llm::openai::{LlmSettings, OpenAiInterviewer};
 use crate::llm::scripted::ScriptedInterviewer;
 use crate::llm::stt::{OpenAiTranscriber, SttSettings};
@@ -127,9 +127,13 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     })
     // Real-time frames must not wait for Nagle's algorithm and a delayed ACK
     // (measured: 40 ms on the first token of every message without this).
-    .on_connect(|connection, _| {
+    // The local address is kept for `wsUrl` (never the client's Host header).
+    .on_connect(|connection, data| {
         if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
             let _ = tcp.set_nodelay(true);
+            if let Ok(local) = tcp.local_addr() {
+                data.insert(ArrivedOn(local));
+            }
         }
     })
     .disable_signals()

@@ -1,5 +1,6 @@
 //! What one tenant, one role or one client must not get from the server:
-//! another organisation's notifications.
+//! another organisation's notifications, a `wsUrl` built from a header the
+//! client wrote.
 
 mod common;
 
@@ -137,4 +138,57 @@ async fn notifications_stay_inside_their_tenant() {
         let message = reply["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(missing), "{body}: {reply}");
     }
+}
+
+/// Without `PUBLIC_URL`, `wsUrl` is built from the address the request
+/// arrived on, never from the client's `Host` header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_url_ignores_the_host_header() {
+    let server = TestServer::start(&[]).await;
+    let http = reqwest::Client::builder()
+        .timeout(STEP)
+        .build()
+        .expect("an HTTP client");
+    let body = json!({
+        "candidateName": "Ada",
+        "title": "Backend engineer",
+        "questions": [{"text": "Q?"}],
+    });
+    for host in ["evil.example", "evil.example:3001"] {
+        let reply = http
+            .post(server.url("/v1/interviews"))
+            .header("host", host)
+            .bearer_auth(recruiter_token(ORG))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /v1/interviews");
+        assert_eq!(reply.status().as_u16(), 201);
+        let v: Value = reply.json().await.expect("a JSON reply");
+        let ws_url = v["wsUrl"].as_str().expect("wsUrl");
+        assert!(!ws_url.contains("evil.example"), "Host: {host} → {ws_url}");
+        let token = v["joinToken"].as_str().expect("joinToken");
+        assert_eq!(
+            ws_url,
+            format!("ws://127.0.0.1:{}/interview?token={token}", server.port),
+            "the address the request arrived on"
+        );
+    }
+
+    // PUBLIC_URL wins, whatever the request says.
+    let public = TestServer::start(&[("PUBLIC_URL", "https://interviews.example.com/")]).await;
+    let reply = http
+        .post(public.url("/v1/interviews"))
+        .header("host", "evil.example")
+        .bearer_auth(recruiter_token(ORG))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST /v1/interviews");
+    let v: Value = reply.json().await.expect("a JSON reply");
+    let ws_url = v["wsUrl"].as_str().expect("wsUrl");
+    assert!(
+        ws_url.starts_with("wss://interviews.example.com/interview?token="),
+        "{ws_url}"
+    );
 }

@@ -77,7 +77,8 @@ pub struct Config {
     pub max_audio_bytes: usize,
     /// `OUTBOX_FRAMES` (1024): frames queued for one socket before it is a slow consumer.
     pub outbox_frames: usize,
-    /// `PUBLIC_URL` (unset): base URL put into `wsUrl`; unset uses the request's host.
+    /// `PUBLIC_URL` (unset): base URL put into `wsUrl`; unset uses the local
+    /// address the request arrived on, never its `Host` header.
     /// A trailing `/` is removed.
     pub public_url: Option<String>,
     /// `DB_OUTAGE_PAUSE_MS` (30000): a database outage longer than this pauses active interviews.
