@@ -13,7 +13,7 @@ use interview_actors::Runtime;
 
 use crate::auth::{now_secs, Auth, Claims};
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http::{self, interviews::ArrivedOn, AppState};
 use crate::llm::openai::{LlmSettings, OpenAiInterviewer};
 use crate::llm::scripted::ScriptedInterviewer;
 use crate::llm::stt::{OpenAiTranscriber, SttSettings};
@@ -78,6 +78,9 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     if dev && config.jwt_secret.is_none() {
         config.jwt_secret = Some(crate::auth::generate_secret());
     }
+    for warning in config.check_secrets(dev)? {
+        tracing::warn!("{warning}");
+    }
     if config.redis_url.is_some() {
         tracing::warn!(
             "REDIS_URL is set, but the Redis bus is not built yet: running as a single node"
@@ -128,9 +131,13 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     })
     // Real-time frames must not wait for Nagle's algorithm and a delayed ACK
     // (measured: 40 ms on the first token of every message without this).
-    .on_connect(|connection, _| {
+    // The local address is kept for `wsUrl` (never the client's Host header).
+    .on_connect(|connection, data| {
         if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
             let _ = tcp.set_nodelay(true);
+            if let Ok(local) = tcp.local_addr() {
+                data.insert(ArrivedOn(local));
+            }
         }
     })
     .disable_signals()

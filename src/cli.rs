@@ -137,7 +137,15 @@ pub fn mint_token(config: &Config, args: &TokenArgs) -> anyhow::Result<String> {
 /// `interviewd token`: prints the token alone on stdout, so
 /// `TOKEN=$(interviewd token ...)` works.
 pub fn run_token(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
-    println!("{}", mint_token(config, args)?);
+    let token = mint_token(config, args)?;
+    for weak in config
+        .weak_secrets()
+        .iter()
+        .filter(|w| w.starts_with("JWT_SECRET"))
+    {
+        tracing::warn!("{weak}: a server started without --dev refuses it");
+    }
+    println!("{token}");
     Ok(())
 }
 

@@ -10,12 +10,26 @@ mod sessions_cmd;
 mod store;
 mod telemetry;
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 
-fn main() -> anyhow::Result<()> {
+/// A failure is one line on stderr, `error: …` with its causes, and exit
+/// code 1: no `Debug` dump and no backtrace, whatever `RUST_BACKTRACE` says.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     telemetry::init(config.log_format);

@@ -94,8 +94,9 @@ async fn websocket_stats_count_sockets_and_sessions() {
     assert_eq!(code, 403);
 }
 
-/// Every open socket of the user gets a `notification` frame with `{event,
-/// payload}`; others get nothing; only admins and services may push.
+/// Every open socket of the principal (here: a candidate, named by its sub
+/// and interview) gets a `notification` frame with `{event, payload}`;
+/// others get nothing; only admins and services may push.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_reach_every_socket_of_the_user() {
     let server = TestServer::start(&[]).await;
@@ -109,7 +110,8 @@ async fn notifications_reach_every_socket_of_the_user() {
     let (mut other, _) =
         WsClient::connected(server.port, &recruiter_token(ORG), "someone else").await;
 
-    let body = json!({"userId": sub, "event": "interview-reminder", "payload": {"startsInMin": 5}});
+    let body = json!({"userId": sub, "role": "candidate", "interviewId": iv.id,
+                      "event": "interview-reminder", "payload": {"startsInMin": 5}});
     let (code, reply) = server
         .post("/v1/notifications", Some(&service_token()), &body)
         .await;
@@ -132,7 +134,7 @@ async fn notifications_reach_every_socket_of_the_user() {
         .post(
             "/v1/notifications",
             Some(&admin_token()),
-            &json!({"userId": "nobody", "event": "x"}),
+            &json!({"userId": "nobody", "role": "admin", "event": "x"}),
         )
         .await;
     assert_eq!((code, reply["delivered"].clone()), (202, json!(0)));
@@ -144,7 +146,8 @@ async fn notifications_reach_every_socket_of_the_user() {
         .post("/v1/notifications", Some(&iv.join_token), &body)
         .await;
     assert_eq!(code, 403);
-    let bad = json!({"userId": sub, "event": "has spaces"});
+    let bad =
+        json!({"userId": sub, "role": "candidate", "interviewId": iv.id, "event": "has spaces"});
     let (code, reply) = server
         .post("/v1/notifications", Some(&service_token()), &bad)
         .await;

@@ -1,20 +1,71 @@
-//! `UserRooms`: every open socket, by user. A socket joins its user's room
-//! when it connects, so a backend service can push to a person wherever they
-//! are (`POST /v1/notifications`, the seed's `emitToRoom`). This is the
-//! in-process bus; with several nodes a Redis bus carries the same messages.
+//! `UserRooms`: every open socket, by principal. A socket joins its
+//! principal's room when it connects, so a backend service can push to a
+//! person wherever they are (`POST /v1/notifications`, the seed's
+//! `emitToRoom`). This is the in-process bus; with several nodes a Redis bus
+//! carries the same messages.
+//!
+//! A room is keyed by the whole [`Principal`], never by `sub` alone: a
+//! recruiter chooses its candidates' `sub` (`candidateId`), so a `sub` names
+//! someone only within a role and a tenant.
 
 use std::collections::HashMap;
 
 use actix::{Actor, Context, Handler, Message, MessageResult, Recipient};
 use serde_json::Value;
 
-use crate::connection::ToSocket;
-use crate::protocol::reply_frame;
+use crate::connection::{ConnectionInfo, ToSocket};
+use crate::protocol::{reply_frame, Role};
+
+/// Who a room belongs to: the token's `sub` within its role and tenant.
+/// Two sockets share a room only if all of it is equal.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Principal {
+    /// A candidate within the one interview its token is for (`interviewId`),
+    /// and so within that interview's organisation.
+    Candidate {
+        interview_id: String,
+        sub: String,
+    },
+    /// A recruiter within its organisation (`orgId`).
+    Recruiter {
+        org_id: String,
+        sub: String,
+    },
+    /// Admins and services are not in any tenant.
+    Admin {
+        sub: String,
+    },
+    Service {
+        sub: String,
+    },
+}
+
+impl Principal {
+    /// The principal of an authenticated socket. A missing tenant claim
+    /// (refused at authentication anyway) becomes an empty one, which no
+    /// notification can name.
+    pub fn of(info: &ConnectionInfo) -> Principal {
+        let sub = info.user_id.clone();
+        let claim = |c: &Option<String>| c.clone().unwrap_or_default();
+        match info.role {
+            Role::Candidate => Principal::Candidate {
+                interview_id: claim(&info.interview_id),
+                sub,
+            },
+            Role::Recruiter => Principal::Recruiter {
+                org_id: claim(&info.org_id),
+                sub,
+            },
+            Role::Admin => Principal::Admin { sub },
+            Role::Service => Principal::Service { sub },
+        }
+    }
+}
 
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct EnterRoom {
-    pub user_id: String,
+    pub principal: Principal,
     pub conn_id: String,
     pub socket: Recipient<ToSocket>,
 }
@@ -22,16 +73,16 @@ pub struct EnterRoom {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct LeaveRoom {
-    pub user_id: String,
+    pub principal: Principal,
     pub conn_id: String,
 }
 
 /// Pushes a `notification` frame with `{event, payload}` to every socket of
-/// `user_id`; answers how many sockets it reached.
+/// `principal`; answers how many sockets it reached.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct Notify {
-    pub user_id: String,
+    pub principal: Principal,
     pub event: String,
     pub payload: Value,
 }
@@ -51,7 +102,7 @@ pub struct CountSockets;
 
 #[derive(Default)]
 pub struct UserRooms {
-    rooms: HashMap<String, HashMap<String, Recipient<ToSocket>>>,
+    rooms: HashMap<Principal, HashMap<String, Recipient<ToSocket>>>,
 }
 
 impl Actor for UserRooms {
@@ -63,7 +114,7 @@ impl Handler<EnterRoom> for UserRooms {
 
     fn handle(&mut self, msg: EnterRoom, _: &mut Self::Context) {
         self.rooms
-            .entry(msg.user_id)
+            .entry(msg.principal)
             .or_default()
             .insert(msg.conn_id, msg.socket);
     }
@@ -73,10 +124,10 @@ impl Handler<LeaveRoom> for UserRooms {
     type Result = ();
 
     fn handle(&mut self, msg: LeaveRoom, _: &mut Self::Context) {
-        if let Some(room) = self.rooms.get_mut(&msg.user_id) {
+        if let Some(room) = self.rooms.get_mut(&msg.principal) {
             room.remove(&msg.conn_id);
             if room.is_empty() {
-                self.rooms.remove(&msg.user_id);
+                self.rooms.remove(&msg.principal);
             }
         }
     }
@@ -86,7 +137,7 @@ impl Handler<Notify> for UserRooms {
     type Result = MessageResult<Notify>;
 
     fn handle(&mut self, msg: Notify, _: &mut Self::Context) -> Self::Result {
-        let Some(room) = self.rooms.get(&msg.user_id) else {
+        let Some(room) = self.rooms.get(&msg.principal) else {
             return MessageResult(0);
         };
         let data = serde_json::json!({"event": msg.event, "payload": msg.payload});

@@ -77,7 +77,8 @@ pub struct Config {
     pub max_audio_bytes: usize,
     /// `OUTBOX_FRAMES` (1024): frames queued for one socket before it is a slow consumer.
     pub outbox_frames: usize,
-    /// `PUBLIC_URL` (unset): base URL put into `wsUrl`; unset uses the request's host.
+    /// `PUBLIC_URL` (unset): base URL put into `wsUrl`; unset uses the local
+    /// address the request arrived on, never its `Host` header.
     /// A trailing `/` is removed.
     pub public_url: Option<String>,
     /// `DB_OUTAGE_PAUSE_MS` (30000): a database outage longer than this pauses active interviews.
@@ -102,8 +103,9 @@ pub struct Config {
 mod keys;
 pub use keys::KEYS;
 
-/// A JWT key shorter than this many bytes is accepted but warned about.
-pub const MIN_JWT_SECRET_BYTES: usize = 32;
+/// `JWT_SECRET` or `ADMIN_TOKEN` shorter than this many bytes stops `serve`;
+/// `serve --dev` (a laptop) only warns.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 impl Default for Config {
     /// DESIGN.md's defaults. `jwt_secret` is unset: `serve` needs one (or `--dev`).
@@ -325,18 +327,43 @@ impl Config {
         }
     }
 
+    /// `JWT_SECRET` and `ADMIN_TOKEN` when shorter than [`MIN_SECRET_BYTES`],
+    /// e.g. `JWT_SECRET is 1 bytes`.
+    pub fn weak_secrets(&self) -> Vec<String> {
+        [
+            ("JWT_SECRET", &self.jwt_secret),
+            ("ADMIN_TOKEN", &self.admin_token),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let len = value.as_deref()?.len();
+            let unit = if len == 1 { "byte" } else { "bytes" };
+            (len < MIN_SECRET_BYTES).then(|| format!("{name} is {len} {unit}"))
+        })
+        .collect()
+    }
+
+    /// At the start of `serve`: a weak secret is an error naming it and how
+    /// to make a strong one; with `--dev` it is a warning (returned).
+    pub fn check_secrets(&self, dev: bool) -> anyhow::Result<Vec<String>> {
+        let weak = self.weak_secrets();
+        if weak.is_empty() {
+            return Ok(weak);
+        }
+        let advice = format!(
+            "{}: use at least {MIN_SECRET_BYTES} bytes (make one with `openssl rand -hex 32`)",
+            weak.join(", ")
+        );
+        if dev {
+            return Ok(vec![format!("{advice}; accepted by `serve --dev` only")]);
+        }
+        bail!("{advice}, or run `interviewd serve --dev` on a laptop")
+    }
+
     /// Things that work but are probably mistakes; `main` logs each one as a
-    /// warning once logging is up.
+    /// warning once logging is up. (Weak secrets: [`Config::check_secrets`].)
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if let Some(secret) = &self.jwt_secret {
-            if secret.len() < MIN_JWT_SECRET_BYTES {
-                warnings.push(format!(
-                    "JWT_SECRET is {} bytes; use at least {MIN_JWT_SECRET_BYTES} random bytes",
-                    secret.len()
-                ));
-            }
-        }
         if self.max_frame_bytes > 1024 * 1024 {
             warnings.push(format!(
                 "MAX_FRAME_BYTES is {}; frames over 1 MiB close the socket anyway (PROTOCOL section 2)",

@@ -1,9 +1,9 @@
 //! Operator and service routes: live session actors, socket counts, and
-//! pushing a notification to a user's open sockets.
+//! pushing a notification to one principal's open sockets.
 
 use actix_web::{web, HttpResponse};
 use interview_actors::protocol::rfc3339;
-use interview_actors::rooms::{CountSockets, Notify};
+use interview_actors::rooms::{CountSockets, Notify, Principal};
 use interview_actors::supervisor::{CrashSession, InspectOne, ListSessions, Stats};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -115,13 +115,81 @@ async fn stats(caller: Caller, state: web::Data<AppState>) -> Result<HttpRespons
 #[serde(rename_all = "camelCase")]
 struct NotifyBody {
     user_id: String,
+    role: Option<String>,
+    org_id: Option<String>,
+    interview_id: Option<String>,
     event: String,
     #[serde(default)]
     payload: Value,
 }
 
+/// The principal a body names: `userId` within `role` and its tenant
+/// (`orgId` for recruiters, `interviewId` for candidates). Nothing is
+/// guessed: a `userId` alone could be anyone's, in any organisation.
+fn principal(body: &NotifyBody) -> Result<Principal, ApiError> {
+    let given = |field: &Option<String>| {
+        field
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let sub = body.user_id.trim();
+    if sub.is_empty() {
+        return Err(ApiError::invalid("`userId` is required"));
+    }
+    let sub = sub.to_owned();
+    let (org_id, interview_id) = (given(&body.org_id), given(&body.interview_id));
+    let role = given(&body.role).ok_or_else(|| {
+        ApiError::invalid(
+            "`role` is required (candidate, recruiter, admin or service): \
+             a userId names someone only within a role and its organisation",
+        )
+    })?;
+    let not_for =
+        |field: &str| ApiError::invalid(format!("`{field}` does not apply to role {role}"));
+    match role.as_str() {
+        "recruiter" => {
+            if interview_id.is_some() {
+                return Err(not_for("interviewId"));
+            }
+            let org_id = org_id
+                .ok_or_else(|| ApiError::invalid("`orgId` is required for role recruiter"))?;
+            Ok(Principal::Recruiter { org_id, sub })
+        }
+        "candidate" => {
+            if org_id.is_some() {
+                return Err(ApiError::invalid(
+                    "`orgId` does not apply to role candidate: name the interview its \
+                     join token is for (`interviewId`), which belongs to one organisation",
+                ));
+            }
+            let interview_id = interview_id
+                .ok_or_else(|| ApiError::invalid("`interviewId` is required for role candidate"))?;
+            Ok(Principal::Candidate { interview_id, sub })
+        }
+        "admin" | "service" => {
+            if org_id.is_some() {
+                return Err(not_for("orgId"));
+            }
+            if interview_id.is_some() {
+                return Err(not_for("interviewId"));
+            }
+            Ok(if role == "admin" {
+                Principal::Admin { sub }
+            } else {
+                Principal::Service { sub }
+            })
+        }
+        other => Err(ApiError::invalid(format!(
+            "unknown role {other:?}: expected candidate, recruiter, admin or service"
+        ))),
+    }
+}
+
 /// `POST /v1/notifications`: push `{event, payload}` (a `notification`
-/// frame) to every open socket of a user. Admins and backend services only.
+/// frame) to every open socket of one principal. Admins and backend
+/// services only.
 async fn notify(
     caller: Caller,
     state: web::Data<AppState>,
@@ -131,9 +199,7 @@ async fn notify(
         return Err(ApiError::denied("admins and services only"));
     }
     let body = body.into_inner();
-    if body.user_id.trim().is_empty() {
-        return Err(ApiError::invalid("`userId` is required"));
-    }
+    let principal = principal(&body)?;
     let event_ok = !body.event.is_empty()
         && body.event.len() <= 64
         && body
@@ -153,7 +219,7 @@ async fn notify(
     let delivered = state
         .rooms
         .send(Notify {
-            user_id: body.user_id,
+            principal,
             event: body.event,
             payload,
         })

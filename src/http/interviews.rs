@@ -2,7 +2,9 @@
 //! its row, log and transcript. Reads come from the database, never from a
 //! live session, so they work whether or not the interview's actor runs.
 
-use actix_web::http::{header, StatusCode};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use interview_actors::ports::InterviewStatus;
 use interview_actors::protocol::{rfc3339, Role};
@@ -166,15 +168,12 @@ async fn create(
         tracing::error!(error = %e, "issuing a join token");
         ApiError::internal("could not issue a join token")
     })?;
-    let host = match req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-    {
-        Some(h) => h.to_owned(),
-        None => req.connection_info().host().to_owned(),
-    };
-    let base = ws_base(state.config.public_url.as_deref(), &host);
+    // Never the Host header or any other thing the client wrote: the URL
+    // carries the join token, and a forged host would send it elsewhere.
+    let arrived_on = req
+        .conn_data::<ArrivedOn>()
+        .map_or_else(|| req.app_config().local_addr(), |a| a.0);
+    let base = ws_base(state.config.public_url.as_deref(), arrived_on);
     let ws_url = format!("{base}/interview?token={token}");
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({
         "id": record.id,
@@ -184,13 +183,26 @@ async fn create(
     })))
 }
 
-/// `PUBLIC_URL` with http(s) turned into ws(s), else `ws://` + the host.
-fn ws_base(public_url: Option<&str>, host: &str) -> String {
+/// The local address a connection arrived on (set in `on_connect`): where
+/// `wsUrl` points when `PUBLIC_URL` is unset.
+#[derive(Debug, Clone, Copy)]
+pub struct ArrivedOn(pub SocketAddr);
+
+/// `PUBLIC_URL` with http(s) turned into ws(s), else `ws://` + the address
+/// the request arrived on (a wildcard becomes loopback).
+fn ws_base(public_url: Option<&str>, arrived_on: SocketAddr) -> String {
     match public_url.map(|u| u.trim_end_matches('/')) {
         Some(u) if u.starts_with("https://") => u.replacen("https://", "wss://", 1),
         Some(u) if u.starts_with("http://") => u.replacen("http://", "ws://", 1),
         Some(u) if !u.is_empty() => u.to_owned(),
-        _ => format!("ws://{host}"),
+        _ => {
+            let ip = match arrived_on.ip().to_canonical() {
+                IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                ip => ip,
+            };
+            format!("ws://{}", SocketAddr::new(ip, arrived_on.port()))
+        }
     }
 }
 
@@ -393,9 +405,18 @@ mod tests {
     }
 
     #[test]
-    fn ws_urls_follow_public_url_or_host() {
-        assert_eq!(ws_base(Some("https://x.io/"), "h:1"), "wss://x.io");
-        assert_eq!(ws_base(Some("http://x.io"), "h:1"), "ws://x.io");
-        assert_eq!(ws_base(None, "localhost:3001"), "ws://localhost:3001");
+    fn ws_urls_follow_public_url_or_the_local_address() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let local = addr("10.0.0.5:3001");
+        assert_eq!(ws_base(Some("https://x.io/"), local), "wss://x.io");
+        assert_eq!(ws_base(Some("http://x.io"), local), "ws://x.io");
+        assert_eq!(ws_base(None, local), "ws://10.0.0.5:3001");
+        assert_eq!(ws_base(None, addr("0.0.0.0:3001")), "ws://127.0.0.1:3001");
+        assert_eq!(ws_base(None, addr("[::]:3001")), "ws://[::1]:3001");
+        assert_eq!(
+            ws_base(None, addr("[::ffff:10.0.0.5]:80")),
+            "ws://10.0.0.5:80"
+        );
+        assert_eq!(ws_base(None, addr("[fe80::1]:3001")), "ws://[fe80::1]:3001");
     }
 }

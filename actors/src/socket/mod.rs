@@ -24,7 +24,7 @@ use crate::protocol::{
     close, error_frame, parse_client_frame, peek_ref, reply_frame, rfc3339, ClientCommand,
     ErrorCode, ProtocolError,
 };
-use crate::rooms::{EnterRoom, LeaveRoom, UserRooms};
+use crate::rooms::{EnterRoom, LeaveRoom, Principal, UserRooms};
 use crate::session::{Attach, Command, InterviewSession, ReadReplay};
 use crate::supervisor::{Join, Leave, SessionSupervisor};
 use crate::Runtime;
@@ -404,7 +404,7 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
         self.send_text("connected", frame, ctx);
         metrics::socket_opened(self.info.role.as_str());
         self.rooms.do_send(EnterRoom {
-            user_id: self.info.user_id.clone(),
+            principal: Principal::of(&self.info),
             conn_id: self.info.id.clone(),
             socket: ctx.address().recipient(),
         });
@@ -415,7 +415,7 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
         let _span = self.span.clone().entered();
         metrics::socket_closed(self.info.role.as_str());
         self.rooms.do_send(LeaveRoom {
-            user_id: self.info.user_id.clone(),
+            principal: Principal::of(&self.info),
             conn_id: self.info.id.clone(),
         });
         let interview_id = match std::mem::replace(&mut self.binding, Binding::Unbound) {

@@ -188,7 +188,58 @@ fn jwt_secret_required_explains_itself() {
         ..Config::default()
     };
     assert_eq!(c.jwt_secret_required().unwrap(), "short");
-    assert_eq!(c.warnings().len(), 1);
+}
+
+#[test]
+fn short_secrets_stop_serve_and_only_warn_in_dev() {
+    let strong = "s".repeat(MIN_SECRET_BYTES);
+    let c = Config {
+        jwt_secret: Some(strong.clone()),
+        admin_token: Some(strong.clone()),
+        ..Config::default()
+    };
+    assert!(c.weak_secrets().is_empty());
+    assert!(c.check_secrets(false).unwrap().is_empty());
+    assert!(Config::default().check_secrets(false).unwrap().is_empty());
+
+    let c = Config {
+        jwt_secret: Some(strong[1..].to_string()),
+        ..Config::default()
+    };
+    assert_eq!(c.weak_secrets(), ["JWT_SECRET is 31 bytes"]);
+    let err = c.check_secrets(false).unwrap_err().to_string();
+    assert!(
+        err.contains("JWT_SECRET is 31 bytes")
+            && err.contains("at least 32 bytes")
+            && err.contains("openssl rand -hex 32")
+            && !err.contains('\n'),
+        "{err}"
+    );
+    let warned = c.check_secrets(true).unwrap();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains("JWT_SECRET"), "{warned:?}");
+
+    let c = Config {
+        jwt_secret: Some(strong.clone()),
+        admin_token: Some("a".into()),
+        ..Config::default()
+    };
+    let err = c.check_secrets(false).unwrap_err().to_string();
+    assert!(
+        err.contains("ADMIN_TOKEN is 1 byte:") && !err.contains("JWT_SECRET"),
+        "{err}"
+    );
+    let c = Config {
+        jwt_secret: Some("a".into()),
+        admin_token: Some("b".into()),
+        ..Config::default()
+    };
+    let err = c.check_secrets(false).unwrap_err().to_string();
+    assert!(
+        err.contains("JWT_SECRET") && err.contains("ADMIN_TOKEN"),
+        "{err}"
+    );
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
 }
 
 #[test]
