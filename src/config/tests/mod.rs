@@ -275,3 +275,32 @@ fn redact_url_leaves_plain_urls_alone() {
         "postgres://app:***@db/x?a=b@c"
     );
 }
+
+#[test]
+fn interview_limits_default_and_refuse_nonsense() {
+    let c = Config::from_lookup(&FileValues::default(), env(&[])).unwrap();
+    assert_eq!(c.proctor_events_per_min, 30);
+    assert_eq!(c.proctor_events_burst, 10);
+    assert_eq!(c.max_interview_events, 100_000);
+    assert_eq!(c.max_interview_bytes, 64 * 1024 * 1024);
+    let c = Config::from_lookup(
+        &FileValues::default(),
+        env(&[
+            ("MAX_INTERVIEW_EVENTS", "500"),
+            ("PROCTOR_EVENTS_BURST", "2"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.max_interview_events, 500);
+    assert_eq!(c.proctor_events_burst, 2);
+    for (key, value) in [
+        ("PROCTOR_EVENTS_PER_MIN", "0"),
+        ("MAX_INTERVIEW_EVENTS", "10"),
+        ("MAX_INTERVIEW_BYTES", "1024"),
+    ] {
+        let err = Config::from_lookup(&FileValues::default(), env(&[(key, value)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{key}={value}: {err}");
+    }
+}
