@@ -8,12 +8,13 @@ use interview_actors::ports::{Interviewer, QuestionVoice, SystemClock, Transcrib
 use interview_actors::protocol::{close, Role};
 use interview_actors::rooms::{CloseAll, UserRooms};
 use interview_actors::settings::RuntimeSettings;
+use interview_actors::socket::limits::{SocketCaps, SocketLimits};
 use interview_actors::supervisor::{Drain, SessionSupervisor};
 use interview_actors::Runtime;
 
 use crate::auth::{now_secs, Auth, Claims};
 use crate::config::Config;
-use crate::http::{self, interviews::ArrivedOn, AppState};
+use crate::http::{self, interviews::ArrivedOn, ws::ConnectionPermit, AppState};
 use crate::llm::openai::{LlmSettings, OpenAiInterviewer};
 use crate::llm::scripted::ScriptedInterviewer;
 use crate::llm::stt::{OpenAiTranscriber, SttSettings};
@@ -46,6 +47,24 @@ fn scripted(config: &Config) -> Arc<dyn Interviewer> {
     Arc::new(ScriptedInterviewer::new(Duration::from_millis(
         config.scripted_word_delay_ms,
     )))
+}
+
+/// The socket caps, the process's one read from its descriptor limit.
+fn socket_limits(config: &Config) -> anyhow::Result<Arc<SocketLimits>> {
+    let nofile = crate::fd_limit::raise()?;
+    let total = crate::fd_limit::total_sockets(config.max_sockets, nofile.soft);
+    tracing::info!(
+        rlimit_nofile = nofile.soft,
+        max_sockets = total,
+        per_address = config.max_sockets_per_address,
+        per_token = config.max_sockets_per_token,
+        "socket limits"
+    );
+    Ok(SocketLimits::new(SocketCaps {
+        per_token: config.max_sockets_per_token,
+        per_address: config.max_sockets_per_address,
+        total,
+    }))
 }
 
 /// The model interviewer when `LLM_BASE_URL` is set, else the scripted one.
@@ -107,6 +126,7 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         voice: voice(&config)?,
         clock: Arc::new(SystemClock),
         settings: Arc::new(runtime_settings(&config)),
+        limits: socket_limits(&config)?,
     };
     let supervisor = SessionSupervisor::new(runtime.clone()).start();
     let rooms = UserRooms::default().start();
@@ -132,7 +152,10 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     // Real-time frames must not wait for Nagle's algorithm and a delayed ACK
     // (measured: 40 ms on the first token of every message without this).
     // The local address is kept for `wsUrl` (never the client's Host header).
+    // Each connection also gets an empty place for a socket permit, so the
+    // permit lives as long as the connection and its descriptor.
     .on_connect(|connection, data| {
+        data.insert(ConnectionPermit::default());
         if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
             let _ = tcp.set_nodelay(true);
             if let Ok(local) = tcp.local_addr() {

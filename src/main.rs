@@ -4,6 +4,7 @@ mod app;
 mod auth;
 mod cli;
 mod config;
+mod fd_limit;
 mod http;
 mod llm;
 mod sessions_cmd;

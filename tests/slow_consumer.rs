@@ -40,8 +40,12 @@ async fn an_observer_that_stops_reading_is_dropped_not_the_candidate() {
     }
     // The candidate is not slowed: its own round trip and the interview go on.
     cand.heartbeat_roundtrip("after the flood").await;
-    answer_turn(&mut cand, &mut model, "I profiled the service, found the lock and removed it.")
-        .await;
+    answer_turn(
+        &mut cand,
+        &mut model,
+        "I profiled the service, found the lock and removed it.",
+    )
+    .await;
 
     // The stuck observer, reading again, finds its frames cut short by 4008.
     let (code, frames) = stuck

@@ -21,6 +21,9 @@ pub struct ConnectionInfo {
     pub org_id: Option<String>,
     /// Candidates: the one interview their token may join.
     pub interview_id: Option<String>,
+    /// The fingerprint of the token it signed in with
+    /// (`SocketLimits::token_key`): sockets per token are counted by it.
+    pub token_key: u64,
 }
 
 /// How a socket takes part in an interview.

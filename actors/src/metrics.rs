@@ -106,6 +106,14 @@ pub fn describe() {
         "Sessions rebuilt by the supervisor after a panic"
     );
     describe_gauge!("interviewd_sockets", "Open WebSocket connections by role");
+    describe_gauge!(
+        "interviewd_socket_capacity",
+        "Most WebSocket connections the process takes (MAX_SOCKETS or its descriptor limit)"
+    );
+    describe_counter!(
+        "interviewd_sockets_refused_total",
+        "Sockets refused with 429 (address, total) or closed with 4009 (token)"
+    );
     describe_counter!(
         "interviewd_frames_in_total",
         "Client frames received, by type"
@@ -169,6 +177,9 @@ pub fn describe() {
     for state in ["created", "active", "paused", "completed", "expired"] {
         gauge!("interviewd_sessions", "state" => state).increment(0.0);
     }
+    for reason in ["address", "total", "token"] {
+        counter!("interviewd_sockets_refused_total", "reason" => reason).absolute(0);
+    }
     for reason in ["rate", "size"] {
         counter!("interviewd_rejected_frames_total", "reason" => reason).absolute(0);
     }
@@ -181,4 +192,15 @@ pub fn describe() {
     counter!("interviewd_session_restarts_total").absolute(0);
     counter!("interviewd_replayed_events_total").absolute(0);
     counter!("interviewd_llm_tokens_total").absolute(0);
+}
+
+/// The process's cap on sockets, from `MAX_SOCKETS` or its descriptor limit.
+pub fn socket_capacity(total: usize) {
+    gauge!("interviewd_socket_capacity").set(total as f64);
+}
+
+/// A socket refused before its upgrade (`address`, `total`: HTTP 429) or
+/// closed after it to make room for a newer one of its token (`token`: 4009).
+pub fn socket_refused(reason: &'static str) {
+    counter!("interviewd_sockets_refused_total", "reason" => reason).increment(1);
 }

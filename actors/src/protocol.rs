@@ -69,6 +69,8 @@ pub mod close {
     pub const REPLACED: u16 = 4005;
     pub const HEARTBEAT_TIMEOUT: u16 = 4006;
     pub const SLOW_CONSUMER: u16 = 4008;
+    /// A newer socket of the same token took this one's place.
+    pub const TOO_MANY_SOCKETS: u16 = 4009;
 }
 
 /// A protocol error: what goes into an `error` frame.

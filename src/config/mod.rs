@@ -77,6 +77,15 @@ pub struct Config {
     pub max_audio_bytes: usize,
     /// `OUTBOX_FRAMES` (1024): frames queued for one socket before it is a slow consumer.
     pub outbox_frames: usize,
+    /// `MAX_SOCKETS_PER_TOKEN` (5): live sockets of one token; a newer one
+    /// closes the oldest with 4009.
+    pub max_sockets_per_token: usize,
+    /// `MAX_SOCKETS_PER_ADDRESS` (200): sockets from one client address (an
+    /// IPv6 /64); past it the upgrade gets 429.
+    pub max_sockets_per_address: usize,
+    /// `MAX_SOCKETS` (0: from the descriptor limit): sockets of the process;
+    /// past it the upgrade gets 429. Never above what `RLIMIT_NOFILE` allows.
+    pub max_sockets: usize,
     /// `PUBLIC_URL` (unset): base URL put into `wsUrl`; unset uses the local
     /// address the request arrived on, never its `Host` header.
     /// A trailing `/` is removed.
@@ -141,6 +150,9 @@ impl Default for Config {
             scripted_word_delay_ms: 30,
             max_audio_bytes: 10 * 1024 * 1024,
             outbox_frames: 1024,
+            max_sockets_per_token: 5,
+            max_sockets_per_address: 200,
+            max_sockets: 0,
             public_url: None,
             db_outage_pause_ms: 30_000,
             proctor_events_per_min: 30,
@@ -279,6 +291,17 @@ impl Config {
             max_audio_bytes: src.number("MAX_AUDIO_BYTES", d.max_audio_bytes, 1)?,
             // A committed batch (up to 128 events) reaches a socket in one burst.
             outbox_frames: src.number("OUTBOX_FRAMES", d.outbox_frames, 256)?,
+            max_sockets_per_token: src.number(
+                "MAX_SOCKETS_PER_TOKEN",
+                d.max_sockets_per_token,
+                1,
+            )?,
+            max_sockets_per_address: src.number(
+                "MAX_SOCKETS_PER_ADDRESS",
+                d.max_sockets_per_address,
+                1,
+            )?,
+            max_sockets: src.number("MAX_SOCKETS", d.max_sockets, 0)?,
             public_url: src
                 .string("PUBLIC_URL")
                 .map(|url| url.trim_end_matches('/').to_string()),
@@ -431,6 +454,9 @@ impl fmt::Debug for Config {
             .field("scripted_word_delay_ms", &self.scripted_word_delay_ms)
             .field("max_audio_bytes", &self.max_audio_bytes)
             .field("outbox_frames", &self.outbox_frames)
+            .field("max_sockets_per_token", &self.max_sockets_per_token)
+            .field("max_sockets_per_address", &self.max_sockets_per_address)
+            .field("max_sockets", &self.max_sockets)
             .field("public_url", &self.public_url)
             .field("db_outage_pause_ms", &self.db_outage_pause_ms)
             .field("proctor_events_per_min", &self.proctor_events_per_min)

@@ -167,6 +167,18 @@ pub fn postgres_url() -> Option<String> {
 }
 
 /// A fresh PostgreSQL database on the server of `base_url`.
+/// A TCP connection to the test server, from `source` when given.
+pub async fn tcp_connect(source: Option<std::net::IpAddr>, port: u16) -> io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(("127.0.0.1", port)).await;
+    };
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(source, 0))?;
+    socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+}
+
 pub async fn scratch_postgres(base_url: &str) -> scratch_db::ScratchDb {
     let base = base_url.to_owned();
     tokio::task::spawn_blocking(move || scratch_db::ScratchDb::create(&base))
@@ -186,12 +198,20 @@ pub struct TestServer {
     /// The PostgreSQL database of this server, dropped after the server
     /// (fields drop after `Drop::drop` has killed the child).
     pg: Option<scratch_db::ScratchDb>,
+    /// `RLIMIT_NOFILE` (soft and hard) of the child, when not inherited.
+    nofile: Option<u64>,
 }
 
 impl TestServer {
     /// Starts a server with the test defaults, `overrides` replacing or adding
     /// environment variables, and waits (30 s at most) for `listening on`.
     pub async fn start(overrides: &[(&str, &str)]) -> TestServer {
+        Self::start_with_nofile(overrides, None).await
+    }
+
+    /// As `start`, with the child's descriptor limit (soft and hard) set to
+    /// `nofile`, so it cannot raise it either.
+    pub async fn start_with_nofile(overrides: &[(&str, &str)], nofile: Option<u64>) -> TestServer {
         let dir = tempfile::tempdir().expect("create a temp dir");
         let own_db = overrides.iter().any(|(k, _)| *k == "DATABASE_URL");
         let pg = match postgres_url() {
@@ -226,6 +246,7 @@ impl TestServer {
             log: Arc::default(),
             http,
             pg,
+            nofile,
         };
         server.spawn().await;
         server
@@ -239,6 +260,22 @@ impl TestServer {
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.env("RUST_BACKTRACE", "1");
+        if let Some(limit) = self.nofile {
+            let lim = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            // SAFETY: between fork and exec only setrlimit runs, which is
+            // async-signal-safe and reads the struct copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -327,6 +364,12 @@ impl TestServer {
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Descriptors the server process holds (entries of `/proc/PID/fd`).
+    pub fn open_fds(&self) -> Option<usize> {
+        let pid = self.child.as_ref()?.id()?;
+        Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
     }
 
     /// Bytes of the SQLite database (file and WAL), or `None` on PostgreSQL.
@@ -972,8 +1015,36 @@ impl WsClient {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Connects with `?token=` from the local address `source` (any of
+    /// 127.0.0.0/8 on Linux), reads `connected` and checks its fields.
+    pub async fn connected_from(
+        source: std::net::IpAddr,
+        port: u16,
+        token: &str,
+        name: &str,
+    ) -> (WsClient, Value) {
+        let query = format!("token={token}");
+        let mut ws = Self::try_open_from(Some(source), port, Some(&query), None, name)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let hello = ws.expect_type("connected").await;
+        check_connected(&hello["data"], None, None);
+        (ws, hello["data"].clone())
+    }
+
     /// The upgrade itself; `Err` unless the server answers 101.
     pub async fn try_open(
+        port: u16,
+        query: Option<&str>,
+        bearer: Option<&str>,
+        name: &str,
+    ) -> Result<WsClient, String> {
+        Self::try_open_from(None, port, query, bearer, name).await
+    }
+
+    /// `try_open` from the local address `source` (the kernel's choice if `None`).
+    pub async fn try_open_from(
+        source: Option<std::net::IpAddr>,
         port: u16,
         query: Option<&str>,
         bearer: Option<&str>,
@@ -990,7 +1061,7 @@ impl WsClient {
                 format!("Bearer {token}").parse().expect("header value"),
             );
         }
-        let tcp = timeout(STEP, TcpStream::connect(("127.0.0.1", port)))
+        let tcp = timeout(STEP, tcp_connect(source, port))
             .await
             .map_err(|_| format!("{name}: TCP connect timed out"))?
             .map_err(|e| format!("{name}: TCP connect failed: {e}"))?;

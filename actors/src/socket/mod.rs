@@ -4,6 +4,7 @@
 //! They never touch the database or another session.
 
 pub mod frames;
+pub mod limits;
 mod outbox;
 mod rate;
 
@@ -403,6 +404,17 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
         );
         self.send_text("connected", frame, ctx);
         metrics::socket_opened(self.info.role.as_str());
+        let limits = &self.runtime.limits;
+        for older in limits.enter(
+            self.info.token_key,
+            &self.info.id,
+            ctx.address().recipient(),
+        ) {
+            older.do_send(ToSocket::Close {
+                code: close::TOO_MANY_SOCKETS,
+                reason: "too many sockets for this token".into(),
+            });
+        }
         self.rooms.do_send(EnterRoom {
             principal: Principal::of(&self.info),
             conn_id: self.info.id.clone(),
@@ -414,6 +426,9 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
         let _span = self.span.clone().entered();
         metrics::socket_closed(self.info.role.as_str());
+        self.runtime
+            .limits
+            .leave(self.info.token_key, &self.info.id);
         self.rooms.do_send(LeaveRoom {
             principal: Principal::of(&self.info),
             conn_id: self.info.id.clone(),

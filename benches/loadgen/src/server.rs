@@ -142,6 +142,11 @@ impl Server {
             ("LOG_FORMAT".into(), "json".into()),
             ("RUST_LOG".into(), "warn".into()),
             ("TTS_DIR".into(), dir.join("audio").display().to_string()),
+            // Every simulated client comes from this one address, and a
+            // scenario may share a token among many sockets: the per-client
+            // caps are for real clients (`--env` puts them back).
+            ("MAX_SOCKETS_PER_ADDRESS".into(), "1000000".into()),
+            ("MAX_SOCKETS_PER_TOKEN".into(), "1000000".into()),
         ];
         let set = |settings: &mut Vec<(String, String)>, k: &str, v: String| {
             settings.retain(|(key, _)| key != k);

@@ -304,3 +304,24 @@ fn interview_limits_default_and_refuse_nonsense() {
         assert!(err.contains(key), "{key}={value}: {err}");
     }
 }
+
+#[test]
+fn socket_limits_default_and_refuse_zero_per_client() {
+    let c = Config::from_lookup(&FileValues::default(), env(&[])).unwrap();
+    assert_eq!(c.max_sockets_per_token, 5);
+    assert_eq!(c.max_sockets_per_address, 200);
+    assert_eq!(c.max_sockets, 0, "0: from the descriptor limit");
+    let c = Config::from_lookup(
+        &FileValues::default(),
+        env(&[("MAX_SOCKETS", "300"), ("MAX_SOCKETS_PER_TOKEN", "1")]),
+    )
+    .unwrap();
+    assert_eq!(c.max_sockets, 300);
+    assert_eq!(c.max_sockets_per_token, 1);
+    for key in ["MAX_SOCKETS_PER_TOKEN", "MAX_SOCKETS_PER_ADDRESS"] {
+        let err = Config::from_lookup(&FileValues::default(), env(&[(key, "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{key}=0: {err}");
+    }
+}
