@@ -4,6 +4,7 @@
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
+use interview_actors::audience::Viewer;
 use interview_actors::ports::InterviewRecord;
 use interview_actors::protocol::Role;
 
@@ -60,6 +61,16 @@ impl Caller {
                     .ok_or_else(|| ApiError::unauthorized("missing claim: interviewId"))?,
             },
         })
+    }
+
+    /// Whose eyes the caller reads an interview with: its candidate sees
+    /// over REST exactly what its socket shows it (`interview_actors::audience`);
+    /// recruiters and admins see what observers see.
+    pub fn viewer(&self) -> Viewer {
+        match self {
+            Caller::Candidate { .. } => Viewer::Candidate,
+            Caller::Admin | Caller::Recruiter { .. } | Caller::Service => Viewer::Observer,
+        }
     }
 
     /// Its recruiter organisation, an admin, or its own candidate.
