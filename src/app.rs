@@ -13,7 +13,7 @@ use interview_actors::Runtime;
 
 use crate::auth::{now_secs, Auth, Claims};
 use crate::config::Config;
-use crate::http::{self, interviews::ArrivedOn, AppState};
+use crate::http::{self, interviews::ArrivedOn, listener, AppState};
 use crate::llm::openai::{LlmSettings, OpenAiInterviewer};
 use crate::llm::scripted::ScriptedInterviewer;
 use crate::llm::stt::{OpenAiTranscriber, SttSettings};
@@ -74,6 +74,11 @@ fn voice(config: &Config) -> anyhow::Result<Option<Arc<dyn QuestionVoice>>> {
 }
 
 /// Runs the server until it is stopped.
+///
+/// Everything that can fail at start (secrets, sockets, database, providers,
+/// the dev banner) comes before the first actor is started: an actor started
+/// and then dropped unrun, when `serve` returns an error, panics inside
+/// actix, and a start error must stay one line (`main`).
 pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     if dev && config.jwt_secret.is_none() {
         config.jwt_secret = Some(crate::auth::generate_secret());
@@ -87,6 +92,11 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         );
     }
     let auth = Auth::from_config(&config)?;
+    // Sockets first: a taken port is reported before the database is touched.
+    let listeners = listener::bind_public(&config.bind, config.port)?;
+    let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) else {
+        anyhow::bail!("bound no address");
+    };
     let metrics = http::metrics::install()?;
     // Histogram samples pile up until upkeep drains them; do not wait for a
     // scrape that may never come.
@@ -108,6 +118,9 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         settings: Arc::new(runtime_settings(&config)),
     };
+    if dev {
+        print_dev_banner(&config, &auth, &store, addr).await?;
+    }
     let supervisor = SessionSupervisor::new(runtime.clone()).start();
     let rooms = UserRooms::default().start();
     let (drain_supervisor, drain_rooms) = (supervisor.clone(), rooms.clone());
@@ -121,7 +134,7 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         rooms,
         runtime,
     };
-    let server = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(metrics.clone()))
@@ -141,13 +154,9 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         }
     })
     .disable_signals()
-    .shutdown_timeout(config.drain_timeout_ms.div_ceil(1000).max(1))
-    .bind((config.bind.as_str(), config.port))?;
-    let Some(addr) = server.addrs().first().copied() else {
-        anyhow::bail!("bound no address");
-    };
-    if dev {
-        print_dev_banner(&config, &auth, &store, addr).await?;
+    .shutdown_timeout(config.drain_timeout_ms.div_ceil(1000).max(1));
+    for l in listeners {
+        server = server.listen(l)?;
     }
     // Tests and scripts read this exact line to find the port.
     println!("listening on {addr}");
