@@ -94,6 +94,10 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     let auth = Auth::from_config(&config)?;
     // Sockets first: a taken port is reported before the database is touched.
     let listeners = listener::bind_public(&config.bind, config.port)?;
+    let metrics_listener = config
+        .metrics_bind
+        .map(|addr| listener::bind_one(addr, "METRICS_BIND"))
+        .transpose()?;
     let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) else {
         anyhow::bail!("bound no address");
     };
@@ -121,6 +125,18 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     if dev {
         print_dev_banner(&config, &auth, &store, addr).await?;
     }
+    let metrics_server = match metrics_listener {
+        Some(l) => {
+            let bound = l.local_addr()?;
+            let server = http::metrics::open_server(l, metrics.clone())?;
+            // Not "listening on": tests and scripts take that line for the
+            // main port.
+            println!("serving /metrics on {bound}");
+            tracing::info!(%bound, "serving /metrics without a token on METRICS_BIND");
+            Some(server)
+        }
+        None => None,
+    };
     let supervisor = SessionSupervisor::new(runtime.clone()).start();
     let rooms = UserRooms::default().start();
     let (drain_supervisor, drain_rooms) = (supervisor.clone(), rooms.clone());
@@ -163,6 +179,11 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     tracing::info!(%addr, node = %config.node_id, "listening on {addr}");
     let server = server.run();
     let handle = server.handle();
+    let metrics_handle = metrics_server.map(|server| {
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        handle
+    });
     let drain_timeout = Duration::from_millis(config.drain_timeout_ms);
     actix_web::rt::spawn(async move {
         shutdown_signal().await;
@@ -183,6 +204,9 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         handle.stop(true).await;
     });
     server.await?;
+    if let Some(handle) = metrics_handle {
+        handle.stop(false).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -44,8 +44,7 @@ async fn an_observer_that_stops_reading_is_dropped_not_the_candidate() {
     assert_eq!(code, 4008, "slow consumer close");
     assert!(frames.len() < 2 * EVENTS, "it was dropped before the end");
 
-    let (_, body) = server.get("/metrics", None).await;
-    let text = body.as_str().unwrap_or_default();
+    let (_, text) = server.metrics().await;
     assert!(
         text.lines().any(
             |l| l.starts_with(r#"interviewd_slow_consumers_total{role="recruiter"}"#)

@@ -178,5 +178,14 @@ async fn a_port_in_use_is_one_line_naming_bind_and_port() {
     );
     assert_eq!(exit.stderr.trim().lines().count(), 1, "{}", exit.stderr);
 
+    // The metrics listener's address likewise, naming its own setting.
+    let metrics_bind = format!("127.0.0.1:{port}");
+    let exit = run_to_exit(
+        &dir,
+        &[("JWT_SECRET", STRONG), ("METRICS_BIND", &metrics_bind)],
+    )
+    .await;
+    assert_one_clean_error(&exit, &["METRICS_BIND"]);
+    assert!(exit.stderr.contains("in use"), "{}", exit.stderr);
     drop(taken);
 }

@@ -24,24 +24,9 @@ pub enum Caller {
 
 impl Caller {
     pub fn from_request_parts(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
-        let value = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
-        if let Some(admin) = state.config.admin_token.as_deref() {
-            if !admin.is_empty() && constant_time_eq(admin.as_bytes(), token.as_bytes()) {
-                return Ok(Caller::Admin);
-            }
+        let token = bearer_token(req)?;
+        if is_admin_token(state.config.admin_token.as_deref(), token) {
+            return Ok(Caller::Admin);
         }
         let claims = state
             .auth
@@ -94,6 +79,33 @@ impl FromRequest for Caller {
             None => Err(ApiError::internal("application state missing")),
         })
     }
+}
+
+/// The token of `Authorization: Bearer …`, or 401.
+pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))
+}
+
+/// Whether `token` is the configured static `ADMIN_TOKEN`, compared in
+/// constant time so response timing does not leak how much of it matched.
+/// Never true when no admin token is configured.
+pub fn is_admin_token(admin_token: Option<&str>, token: &str) -> bool {
+    admin_token.is_some_and(|admin| {
+        !admin.is_empty() && constant_time_eq(admin.as_bytes(), token.as_bytes())
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

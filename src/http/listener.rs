@@ -43,6 +43,11 @@ pub fn bind_public(host: &str, port: u16) -> anyhow::Result<Vec<TcpListener>> {
     }
 }
 
+/// One listener on `addr`, for the setting `name` (e.g. `METRICS_BIND`).
+pub fn bind_one(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
+    bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({name}): {}", reason(&e)))
+}
+
 /// As actix-server binds: `SO_REUSEADDR` (a restart need not wait out
 /// `TIME_WAIT`), then listen.
 fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -83,6 +88,13 @@ mod tests {
             err.starts_with(&format!(
                 "cannot listen on 127.0.0.1:{port} (BIND/PORT): address already in use"
             )),
+            "{err}"
+        );
+        let err = bind_one(taken.local_addr().unwrap(), "METRICS_BIND")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("(METRICS_BIND): address already in use"),
             "{err}"
         );
     }
