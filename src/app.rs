@@ -14,7 +14,7 @@ use interview_actors::Runtime;
 
 use crate::auth::{now_secs, Auth, Claims};
 use crate::config::Config;
-use crate::http::{self, interviews::ArrivedOn, ws::ConnectionPermit, AppState};
+use crate::http::{self, interviews::ArrivedOn, listener, ws::ConnectionPermit, AppState};
 use crate::llm::openai::{LlmSettings, OpenAiInterviewer};
 use crate::llm::scripted::ScriptedInterviewer;
 use crate::llm::stt::{OpenAiTranscriber, SttSettings};
@@ -93,6 +93,11 @@ fn voice(config: &Config) -> anyhow::Result<Option<Arc<dyn QuestionVoice>>> {
 }
 
 /// Runs the server until it is stopped.
+///
+/// Everything that can fail at start (secrets, sockets, database, providers,
+/// the dev banner) comes before the first actor is started: an actor started
+/// and then dropped unrun, when `serve` returns an error, panics inside
+/// actix, and a start error must stay one line (`main`).
 pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     if dev && config.jwt_secret.is_none() {
         config.jwt_secret = Some(crate::auth::generate_secret());
@@ -106,6 +111,15 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         );
     }
     let auth = Auth::from_config(&config)?;
+    // Sockets first: a taken port is reported before the database is touched.
+    let listeners = listener::bind_public(&config.bind, config.port)?;
+    let metrics_listener = config
+        .metrics_bind
+        .map(|addr| listener::bind_one(addr, "METRICS_BIND"))
+        .transpose()?;
+    let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) else {
+        anyhow::bail!("bound no address");
+    };
     let metrics = http::metrics::install()?;
     // Histogram samples pile up until upkeep drains them; do not wait for a
     // scrape that may never come.
@@ -128,6 +142,21 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         settings: Arc::new(runtime_settings(&config)),
         limits: socket_limits(&config)?,
     };
+    if dev {
+        print_dev_banner(&config, &auth, &store, addr).await?;
+    }
+    let metrics_server = match metrics_listener {
+        Some(l) => {
+            let bound = l.local_addr()?;
+            let server = http::metrics::open_server(l, metrics.clone())?;
+            // Not "listening on": tests and scripts take that line for the
+            // main port.
+            println!("serving /metrics on {bound}");
+            tracing::info!(%bound, "serving /metrics without a token on METRICS_BIND");
+            Some(server)
+        }
+        None => None,
+    };
     let supervisor = SessionSupervisor::new(runtime.clone()).start();
     let rooms = UserRooms::default().start();
     let (drain_supervisor, drain_rooms) = (supervisor.clone(), rooms.clone());
@@ -141,7 +170,7 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         rooms,
         runtime,
     };
-    let server = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(metrics.clone()))
@@ -164,19 +193,20 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         }
     })
     .disable_signals()
-    .shutdown_timeout(config.drain_timeout_ms.div_ceil(1000).max(1))
-    .bind((config.bind.as_str(), config.port))?;
-    let Some(addr) = server.addrs().first().copied() else {
-        anyhow::bail!("bound no address");
-    };
-    if dev {
-        print_dev_banner(&config, &auth, &store, addr).await?;
+    .shutdown_timeout(config.drain_timeout_ms.div_ceil(1000).max(1));
+    for l in listeners {
+        server = server.listen(l)?;
     }
     // Tests and scripts read this exact line to find the port.
     println!("listening on {addr}");
     tracing::info!(%addr, node = %config.node_id, "listening on {addr}");
     let server = server.run();
     let handle = server.handle();
+    let metrics_handle = metrics_server.map(|server| {
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        handle
+    });
     let drain_timeout = Duration::from_millis(config.drain_timeout_ms);
     actix_web::rt::spawn(async move {
         shutdown_signal().await;
@@ -197,6 +227,9 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         handle.stop(true).await;
     });
     server.await?;
+    if let Some(handle) = metrics_handle {
+        handle.stop(false).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

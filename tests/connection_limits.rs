@@ -38,6 +38,12 @@ struct Upgrade {
 /// `GET /interview?token=…` with upgrade headers, by hand, so a thousand
 /// of them cost the test little and it sees the status of a refusal.
 async fn upgrade(source: IpAddr, port: u16, token: &str) -> std::io::Result<Upgrade> {
+    tokio::time::timeout(STEP, upgrade_unbounded(source, port, token))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+async fn upgrade_unbounded(source: IpAddr, port: u16, token: &str) -> std::io::Result<Upgrade> {
     let mut tcp = tcp_connect(Some(source), port).await?;
     let request = format!(
         "GET /interview?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
@@ -98,8 +104,8 @@ async fn closed_by_server(mut tcp: TcpStream) -> bool {
 }
 
 async fn metric(server: &TestServer, line_start: &str) -> f64 {
-    let (_, body) = server.get("/metrics", None).await;
-    let text = body.as_str().unwrap_or_default().to_string();
+    let (status, text) = server.metrics().await;
+    assert_eq!(status, 200, "/metrics: {text}");
     text.lines()
         .find(|l| l.starts_with(line_start))
         .and_then(|l| l.rsplit(' ').next())

@@ -247,9 +247,8 @@ async fn metrics_show_every_family_with_live_values() {
     rec.collect_until("trust-score-update").await;
     let (_again, _) = join_observer(&server, &iv, None, "resumer", Some(0)).await;
 
-    let (code, body) = server.get("/metrics", None).await;
-    assert_eq!(code, 200);
-    let text = body.as_str().expect("Prometheus text").to_string();
+    let (code, text) = server.metrics().await;
+    assert_eq!(code, 200, "{text}");
     let value = |series: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))

@@ -1,5 +1,5 @@
 //! `interviewd serve` refusing to start: what it prints and how it exits
-//! (weak secrets). The real binary, its real stderr.
+//! (weak secrets, a port in use). The real binary, its real stderr.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -154,4 +154,38 @@ async fn dev_mode_accepts_short_secrets_with_a_warning() {
         stderr.contains("JWT_SECRET") && stderr.contains("ADMIN_TOKEN"),
         "a warning names each: {stderr}"
     );
+}
+
+/// A taken port: one line naming BIND/PORT and why, exit 1; no actix panic
+/// and no backtrace, even with RUST_BACKTRACE=1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_use_is_one_line_naming_bind_and_port() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("occupy a port");
+    let port = taken.local_addr().expect("its address").port().to_string();
+    let exit = run_to_exit(&dir, &[("JWT_SECRET", STRONG), ("PORT", &port)]).await;
+    assert_one_clean_error(&exit, &["PORT"]);
+    let line = exit
+        .stderr
+        .lines()
+        .find(|l| l.contains("PORT"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}"))
+            && line.contains("BIND")
+            && line.contains("in use"),
+        "{line}"
+    );
+    assert_eq!(exit.stderr.trim().lines().count(), 1, "{}", exit.stderr);
+
+    // The metrics listener's address likewise, naming its own setting.
+    let metrics_bind = format!("127.0.0.1:{port}");
+    let exit = run_to_exit(
+        &dir,
+        &[("JWT_SECRET", STRONG), ("METRICS_BIND", &metrics_bind)],
+    )
+    .await;
+    assert_one_clean_error(&exit, &["METRICS_BIND"]);
+    assert!(exit.stderr.contains("in use"), "{}", exit.stderr);
+    drop(taken);
 }

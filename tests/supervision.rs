@@ -88,9 +88,8 @@ async fn a_panicked_session_is_rebuilt_and_clients_resume() {
     obs.collect_until_seq(cand2.last_seq).await;
     assert_contiguous(&obs.events(), "observer across the restart");
 
-    let (code, text) = server.get("/metrics", None).await;
-    assert_eq!(code, 200);
-    let text = text.as_str().unwrap_or_default().to_string();
+    let (code, text) = server.metrics().await;
+    assert_eq!(code, 200, "{text}");
     assert!(
         text.lines()
             .any(|l| l.starts_with("interviewd_session_restarts_total ") && !l.ends_with(" 0")),

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::audience::Audience;
 use crate::protocol::{rfc3339, ProctorKind, Severity};
 
 /// One session event, typed. Serialises as `{"type": "...", "data": {...}}`.
@@ -81,18 +82,9 @@ pub enum Event {
     InterviewExpired {},
 }
 
+// Who may see an event (`Event::audience`) is decided in `crate::audience`,
+// beside the rest of that rule.
 impl Event {
-    /// Who may see this event.
-    pub fn audience(&self) -> Audience {
-        match self {
-            Event::CandidateJoined { .. }
-            | Event::ProctorAlert { .. }
-            | Event::TrustScoreUpdate { .. }
-            | Event::InterviewInterrupted { .. } => Audience::Observers,
-            _ => Audience::All,
-        }
-    }
-
     /// The wire name, e.g. `ai-token`.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -131,13 +123,6 @@ impl Event {
     pub fn from_parts(kind: &str, data: Value) -> Result<Event, serde_json::Error> {
         serde_json::from_value(serde_json::json!({ "type": kind, "data": data }))
     }
-}
-
-/// Who an event is fanned out to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Audience {
-    All,
-    Observers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 //! actix-ws; an `LlmStream` child per AI turn. No HTTP routes and no SQL:
 //! storage and the interviewer come in through `ports`.
 
+pub mod audience;
 pub mod connection;
 pub mod event;
 pub mod heuristic;

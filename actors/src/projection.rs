@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::audience::Viewer;
 use crate::event::{Evaluation, Event, LoggedEvent};
 use crate::ports::Speaker;
 use crate::protocol::{ProctorKind, Severity};
@@ -34,8 +35,13 @@ pub struct EvaluationEntry {
     pub ts: DateTime<Utc>,
 }
 
-/// The transcript entry an event contributes, if any.
+/// The transcript entry an event contributes, if any. There is one
+/// transcript for everyone (both snapshots carry it, and the candidate reads
+/// it over REST), so only events the candidate may see add to it.
 pub fn transcript_entry(e: &LoggedEvent) -> Option<TranscriptEntry> {
+    if !Viewer::Candidate.sees_event(&e.event) {
+        return None;
+    }
     match &e.event {
         Event::AiStreamEnd { text, .. } if !text.is_empty() => Some(TranscriptEntry {
             seq: e.seq,

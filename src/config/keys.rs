@@ -47,5 +47,6 @@ pub const KEYS: &[&str] = &[
     "LLM_HISTORY_BUDGET_CHARS",
     "TTS_DIR",
     "DRAIN_TIMEOUT_MS",
+    "METRICS_BIND",
     "CHAOS_HOOKS",
 ];

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -104,6 +105,11 @@ pub struct Config {
     pub tts_dir: String,
     /// `DRAIN_TIMEOUT_MS` (10000): how long a graceful shutdown may take.
     pub drain_timeout_ms: u64,
+    /// `METRICS_BIND` (unset): an address and port (`127.0.0.1:9464`) where
+    /// a second listener serves `/metrics` alone, without the admin token,
+    /// for a scraper on loopback or a private network. The public listener
+    /// always wants the admin token for it.
+    pub metrics_bind: Option<SocketAddr>,
     /// `CHAOS_HOOKS` (off): enables `POST /v1/admin/sessions/{id}/crash`,
     /// fault injection for tests and game days. Never in production.
     pub chaos_hooks: bool,
@@ -162,6 +168,7 @@ impl Default for Config {
             llm_history_budget_chars: 12_000,
             tts_dir: "./interviewd-audio".into(),
             drain_timeout_ms: 10_000,
+            metrics_bind: None,
             chaos_hooks: false,
         }
     }
@@ -329,6 +336,10 @@ impl Config {
             )?,
             tts_dir: src.string("TTS_DIR").unwrap_or(d.tts_dir),
             drain_timeout_ms: src.number("DRAIN_TIMEOUT_MS", d.drain_timeout_ms, 1)?,
+            metrics_bind: src.optional(
+                "METRICS_BIND",
+                "an IP address and port, e.g. 127.0.0.1:9464",
+            )?,
             chaos_hooks: match src.string("CHAOS_HOOKS").as_deref() {
                 None | Some("0" | "false" | "off") => false,
                 Some("1" | "true" | "on") => true,
@@ -466,6 +477,7 @@ impl fmt::Debug for Config {
             .field("llm_history_budget_chars", &self.llm_history_budget_chars)
             .field("tts_dir", &self.tts_dir)
             .field("drain_timeout_ms", &self.drain_timeout_ms)
+            .field("metrics_bind", &self.metrics_bind)
             .field("chaos_hooks", &self.chaos_hooks)
             .finish()
     }
@@ -567,6 +579,21 @@ impl<E: Fn(&str) -> Option<String>> Source<'_, E> {
             bail!("invalid {name}={raw:?} ({origin}): must be at least {min}");
         }
         Ok(value)
+    }
+
+    /// A value that is unset by default; `expected` says what it must look
+    /// like when it does not parse.
+    fn optional<T>(&self, name: &str, expected: &str) -> anyhow::Result<Option<T>>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.raw(name) {
+            None => Ok(None),
+            Some((raw, origin)) => raw.trim().parse::<T>().map(Some).map_err(|e| {
+                anyhow::anyhow!("invalid {name}={raw:?} ({origin}): {e}; expected {expected}")
+            }),
+        }
     }
 
     fn parsed<T>(&self, name: &str, default: T) -> anyhow::Result<T>

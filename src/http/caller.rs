@@ -4,6 +4,7 @@
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
+use interview_actors::audience::Viewer;
 use interview_actors::ports::InterviewRecord;
 use interview_actors::protocol::Role;
 
@@ -23,24 +24,9 @@ pub enum Caller {
 
 impl Caller {
     pub fn from_request_parts(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
-        let value = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
-        if let Some(admin) = state.config.admin_token.as_deref() {
-            if !admin.is_empty() && constant_time_eq(admin.as_bytes(), token.as_bytes()) {
-                return Ok(Caller::Admin);
-            }
+        let token = bearer_token(req)?;
+        if is_admin_token(state.config.admin_token.as_deref(), token) {
+            return Ok(Caller::Admin);
         }
         let claims = state
             .auth
@@ -60,6 +46,16 @@ impl Caller {
                     .ok_or_else(|| ApiError::unauthorized("missing claim: interviewId"))?,
             },
         })
+    }
+
+    /// Whose eyes the caller reads an interview with: its candidate sees
+    /// over REST exactly what its socket shows it (`interview_actors::audience`);
+    /// recruiters and admins see what observers see.
+    pub fn viewer(&self) -> Viewer {
+        match self {
+            Caller::Candidate { .. } => Viewer::Candidate,
+            Caller::Admin | Caller::Recruiter { .. } | Caller::Service => Viewer::Observer,
+        }
     }
 
     /// Its recruiter organisation, an admin, or its own candidate.
@@ -83,6 +79,33 @@ impl FromRequest for Caller {
             None => Err(ApiError::internal("application state missing")),
         })
     }
+}
+
+/// The token of `Authorization: Bearer …`, or 401.
+pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))
+}
+
+/// Whether `token` is the configured static `ADMIN_TOKEN`, compared in
+/// constant time so response timing does not leak how much of it matched.
+/// Never true when no admin token is configured.
+pub fn is_admin_token(admin_token: Option<&str>, token: &str) -> bool {
+    admin_token.is_some_and(|admin| {
+        !admin.is_empty() && constant_time_eq(admin.as_bytes(), token.as_bytes())
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

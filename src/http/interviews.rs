@@ -1,11 +1,15 @@
 //! The interviews REST API (PROTOCOL section 9): create an interview and read
 //! its row, log and transcript. Reads come from the database, never from a
 //! live session, so they work whether or not the interview's actor runs.
+//! What a caller may see of them is the audience rule its socket follows
+//! (`Caller::viewer`, `interview_actors::audience`): a candidate token never
+//! reads over HTTP what the socket hides from the candidate.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use interview_actors::audience::Viewer;
 use interview_actors::ports::InterviewStatus;
 use interview_actors::protocol::{rfc3339, Role};
 use serde::Deserialize;
@@ -219,8 +223,10 @@ async fn readable(caller: &Caller, state: &AppState, id: &str) -> Result<Intervi
     Ok(view)
 }
 
-fn view_json(v: &InterviewView) -> Value {
-    json!({
+/// The row as `viewer` may see it: `trustScore` only for those who see
+/// `trust-score-update` (not the candidate).
+fn view_json(v: &InterviewView, viewer: Viewer) -> Value {
+    let mut view = json!({
         "id": v.record.id,
         "title": v.record.title,
         "candidateName": v.record.candidate_name,
@@ -231,20 +237,24 @@ fn view_json(v: &InterviewView) -> Value {
         "startedAt": v.row.started_at.map(rfc3339),
         "endedAt": v.row.ended_at.map(rfc3339),
         "progress": v.row.progress,
-        "trustScore": v.row.trust_score,
         "summary": v.row.summary,
         "lastSeq": v.row.last_seq,
-    })
+    });
+    if let (Some(score), Some(obj)) = (viewer.trust_score(v.row.trust_score), view.as_object_mut())
+    {
+        obj.insert("trustScore".into(), score.into());
+    }
+    view
 }
 
-/// `GET /v1/interviews/{id}`.
+/// `GET /v1/interviews/{id}`: the row, without `trustScore` for its candidate.
 async fn get_one(
     caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let view = readable(&caller, &state, &id).await?;
-    Ok(HttpResponse::Ok().json(view_json(&view)))
+    Ok(HttpResponse::Ok().json(view_json(&view, caller.viewer())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,10 +277,9 @@ async fn events(
         .limit
         .unwrap_or(EVENTS_DEFAULT_LIMIT)
         .clamp(1, EVENTS_MAX_LIMIT);
-    let observer = !matches!(caller, Caller::Candidate { .. });
     let events = state
         .store
-        .events_after(&id, after, limit, observer)
+        .events_after(&id, after, limit, caller.viewer())
         .await?;
     let next = events.last().map_or(after, |e| e.seq);
     let events: Vec<Value> = events
@@ -287,7 +296,8 @@ async fn events(
     Ok(HttpResponse::Ok().json(json!({ "events": events, "next": next })))
 }
 
-/// `GET /v1/interviews/{id}/transcript`.
+/// `GET /v1/interviews/{id}/transcript`: the same for every reader, since
+/// only events everyone sees make transcript entries.
 async fn transcript(
     caller: Caller,
     state: web::Data<AppState>,
@@ -361,7 +371,7 @@ async fn list(
         .store
         .list_interviews(org_id, status, limit, cursor)
         .await?;
-    let interviews: Vec<Value> = page.iter().map(view_json).collect();
+    let interviews: Vec<Value> = page.iter().map(|v| view_json(v, caller.viewer())).collect();
     Ok(HttpResponse::Ok().json(json!({ "interviews": interviews, "nextCursor": next })))
 }
 

@@ -1,10 +1,23 @@
 //! `GET /metrics`: Prometheus text format. The runtime records through the
 //! `metrics` facade (names in `interview_actors::metrics`); this installs the
-//! Prometheus recorder once and renders it. Meant for a network-restricted
-//! operator port or path; it carries no interview data.
+//! Prometheus recorder once and renders it.
+//!
+//! It carries no interview data, but it tells anyone who can read it how
+//! busy the server is and how it fails, so on the public listener it takes
+//! `Authorization: Bearer <ADMIN_TOKEN>` (401 otherwise, and always when no
+//! admin token is set). A scraper that cannot hold a secret scrapes the
+//! listener of `METRICS_BIND` instead, which serves `/metrics` alone, with no
+//! token, on an address the operator keeps private.
 
-use actix_web::{web, HttpResponse};
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use super::caller::{bearer_token, is_admin_token};
+use super::error::ApiError;
+use super::AppState;
 
 /// Latency buckets in seconds: sub-millisecond commits up to LLM turns.
 const SECONDS: &[f64] = &[
@@ -23,11 +36,44 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
+/// `/metrics` on the public listener: admin token only.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(render));
+    cfg.route("/metrics", web::get().to(guarded));
 }
 
-async fn render(handle: Option<web::Data<PrometheusHandle>>) -> HttpResponse {
+async fn guarded(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    handle: Option<web::Data<PrometheusHandle>>,
+) -> Result<HttpResponse, ApiError> {
+    let refused = || ApiError::unauthorized("/metrics needs Authorization: Bearer <ADMIN_TOKEN>");
+    let token = bearer_token(&req).map_err(|_| refused())?;
+    if !is_admin_token(state.config.admin_token.as_deref(), token) {
+        return Err(refused());
+    }
+    Ok(scrape(handle))
+}
+
+/// The `METRICS_BIND` listener: `/metrics` with no token and nothing else
+/// (every other path is a 404), on one worker. Runs once awaited or spawned.
+pub fn open_server(listener: TcpListener, handle: PrometheusHandle) -> std::io::Result<Server> {
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(handle.clone()))
+            .route("/metrics", web::get().to(scrape_open))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run())
+}
+
+async fn scrape_open(handle: Option<web::Data<PrometheusHandle>>) -> HttpResponse {
+    scrape(handle)
+}
+
+fn scrape(handle: Option<web::Data<PrometheusHandle>>) -> HttpResponse {
     let Some(handle) = handle else {
         return HttpResponse::NotFound().finish();
     };

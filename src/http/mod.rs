@@ -6,6 +6,7 @@ pub mod caller;
 pub mod error;
 pub mod health;
 pub mod interviews;
+pub mod listener;
 pub mod metrics;
 pub mod pages;
 pub mod ws;

@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use interview_actors::audience::Viewer;
 use interview_actors::event::LoggedEvent;
 use interview_actors::ports::{
     Batch, BoxFuture, EventStore, InterviewRecord, InterviewRow, InterviewStatus, StoreError,
@@ -229,19 +230,19 @@ impl Store {
         Ok((page, next))
     }
 
-    /// Events with `seq > after`, in order, at most `limit`; without
-    /// `include_observer_only`, only those every participant may see.
+    /// Events with `seq > after` that `viewer` may see, in order, at most
+    /// `limit`.
     pub async fn events_after(
         &self,
         id: &str,
         after: u64,
         limit: u32,
-        include_observer_only: bool,
+        viewer: Viewer,
     ) -> Result<Vec<LoggedEvent>, StoreError> {
         let id = id.to_owned();
         let limit = limit.max(1);
         self.run(move |s| async move {
-            queries::events_after(&s.backend, &id, after, limit, include_observer_only).await
+            queries::events_after(&s.backend, &id, after, limit, viewer).await
         })
         .await
     }
@@ -299,7 +300,11 @@ impl EventStore for Store {
     ) -> BoxFuture<Result<Vec<LoggedEvent>, StoreError>> {
         let store = self.clone();
         let id = interview_id.to_owned();
-        Box::pin(async move { store.events_after(&id, after, limit, true).await })
+        Box::pin(async move {
+            store
+                .events_after(&id, after, limit, Viewer::Observer)
+                .await
+        })
     }
 
     fn stale(

@@ -8,6 +8,7 @@ use diesel::dsl::max;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+use interview_actors::audience::{Audience, Viewer};
 use interview_actors::event::{LoggedEvent, Progress};
 use interview_actors::ports::{
     Batch, InterviewRecord, InterviewRow, InterviewStatus, StoreError, StoredInterview,
@@ -238,7 +239,7 @@ pub(super) async fn events_after(
     id: &str,
     after: u64,
     limit: u32,
-    include_observer_only: bool,
+    viewer: Viewer,
 ) -> Result<Vec<LoggedEvent>, StoreError> {
     let after = i64::try_from(after).unwrap_or(i64::MAX);
     let rows: Vec<EventDbRow> = with_reader!(backend, |conn| {
@@ -247,7 +248,9 @@ pub(super) async fn events_after(
             .filter(session_events::seq.gt(after))
             .select(EventDbRow::as_select())
             .into_boxed();
-        if !include_observer_only {
+        // The audience column is `Event::audience` as written; a viewer
+        // who may not see observer-only events reads the `all` rows only.
+        if !viewer.sees(Audience::Observers) {
             q = q.filter(session_events::audience.eq(AUDIENCE_ALL));
         }
         q.order(session_events::seq.asc())

@@ -61,6 +61,9 @@ use tokio_tungstenite::{
 
 /// HS256 key the test servers are started with.
 pub const SECRET: &str = "interviewd-integration-test-secret-0123456789";
+/// The static `ADMIN_TOKEN` the test servers are started with: `/metrics`
+/// answers only to it (`TestServer::metrics`). `("ADMIN_TOKEN", "")` unsets it.
+pub const ADMIN_TOKEN: &str = "interviewd-integration-admin-token-0123456789";
 /// The organisation test interviews are created in.
 pub const ORG: &str = "org-1";
 pub const OTHER_ORG: &str = "org-2";
@@ -227,6 +230,7 @@ impl TestServer {
             ("PORT".into(), "0".into()),
             ("DATABASE_URL".into(), database_url),
             ("JWT_SECRET".into(), SECRET.into()),
+            ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
             ("SCRIPTED_WORD_DELAY_MS".into(), "1".into()),
             ("LOG_FORMAT".into(), "pretty".into()),
         ];
@@ -401,6 +405,23 @@ impl TestServer {
             req = req.bearer_auth(t);
         }
         finish(req.send().await, "GET", path).await
+    }
+
+    /// `GET /metrics` with the admin token: (status, the Prometheus text).
+    pub async fn metrics(&self) -> (u16, String) {
+        let resp = self
+            .http
+            .get(self.url("/metrics"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET /metrics: request failed: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("GET /metrics: reading the body failed: {e}"));
+        (status, text)
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {

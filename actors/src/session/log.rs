@@ -14,8 +14,9 @@ use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use chrono::{DateTime, Utc};
 
 use super::{state::SessionState, InterviewSession};
+use crate::audience::Viewer;
 use crate::connection::ToSocket;
-use crate::event::{Audience, Event, LoggedEvent};
+use crate::event::{Event, LoggedEvent};
 use crate::ports::{AnswerAudio, Batch, InterviewRow, StoreError, TranscriptLine};
 use crate::projection::transcript_entry;
 use crate::protocol::close;
@@ -312,7 +313,7 @@ impl InterviewSession {
         for peer in self.observers.values() {
             peer.send(frame.clone());
         }
-        if e.audience() == Audience::All {
+        if Viewer::Candidate.sees(e.audience()) {
             if let Some(candidate) = &self.candidate {
                 candidate.send(frame);
             }

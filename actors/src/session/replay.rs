@@ -10,8 +10,8 @@
 use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
 
 use super::InterviewSession;
+use crate::audience::Viewer;
 use crate::connection::{Peer, ReplayPage, ToSocket};
-use crate::event::Audience;
 use crate::protocol::close;
 
 /// A socket asks for the next page of its replay.
@@ -19,8 +19,9 @@ use crate::protocol::close;
 #[rtype(result = "()")]
 pub struct ReadReplay {
     pub peer: Peer,
-    /// Candidates see only what every participant may see.
-    pub candidate: bool,
+    /// Who the replay is for: candidates see only what every participant
+    /// may see.
+    pub viewer: Viewer,
     pub after: u64,
     pub limit: usize,
 }
@@ -41,15 +42,13 @@ impl Handler<ReadReplay> for InterviewSession {
 impl InterviewSession {
     fn serve_page(&mut self, msg: ReadReplay, ctx: &mut Context<Self>) {
         let head = self.log.head();
-        let visible = |candidate: bool, e: &crate::event::LoggedEvent| {
-            !candidate || e.audience() == Audience::All
-        };
+        let viewer = msg.viewer;
         if let Some(events) = self.log.after(msg.after) {
             let mut page = Vec::new();
             let mut through = msg.after;
             for e in events.take(msg.limit.max(1)) {
                 through = e.seq;
-                if visible(msg.candidate, e) {
+                if viewer.sees(e.audience()) {
                     page.push(e.clone());
                 }
             }
@@ -89,7 +88,7 @@ impl InterviewSession {
                 .max(msg.after);
             let page = events
                 .into_iter()
-                .filter(|e| visible(msg.candidate, e))
+                .filter(|e| viewer.sees(e.audience()))
                 .map(std::sync::Arc::new)
                 .collect();
             msg.peer.send(ToSocket::Replay(ReplayPage {

@@ -19,6 +19,7 @@ use serde_json::json;
 use self::frames::{FrameError, FrameReader, Incoming};
 use self::outbox::{Outbox, Outgoing, WriterFinished};
 use self::rate::{RateLimiter, Verdict};
+use crate::audience::Viewer;
 use crate::connection::{ConnectionInfo, Peer, PeerKind, ReplayPage, ToSocket};
 use crate::metrics;
 use crate::protocol::{
@@ -308,7 +309,11 @@ impl<R: SocketRole> ClientSocket<R> {
                 info: self.info.clone(),
                 socket: ctx.address().recipient(),
             },
-            candidate: R::KIND == PeerKind::Candidate,
+            viewer: if R::KIND == PeerKind::Candidate {
+                Viewer::Candidate
+            } else {
+                Viewer::Observer
+            },
             after,
             limit: self.page_size(),
         });

@@ -33,6 +33,10 @@ struct CommonArgs {
     /// The server's JWT_SECRET (with --url; a started server gets ours).
     #[arg(long, global = true, env = "LOADGEN_JWT_SECRET")]
     jwt_secret: Option<String>,
+    /// The server's ADMIN_TOKEN, for /metrics (with --url; a started
+    /// server gets ours).
+    #[arg(long, global = true, env = "LOADGEN_ADMIN_TOKEN")]
+    admin_token: Option<String>,
     /// Extra settings for the started server, KEY=VALUE (repeatable).
     #[arg(long = "server-env", global = true)]
     server_env: Vec<String>,
@@ -188,6 +192,7 @@ impl CommonArgs {
                 bin: self.server_bin.clone(),
                 pid: self.server_pid,
                 secret: self.jwt_secret.clone(),
+                admin_token: self.admin_token.clone(),
                 env,
             },
             concurrency: self.concurrency,

@@ -29,6 +29,9 @@ const OTHER_VARS: &[&str] = &["INTERVIEWD_CONFIG", "RUST_LOG"];
 
 /// The JWT secret of a server the load generator starts.
 pub const DEFAULT_SECRET: &str = "loadgen-benchmark-secret-0123456789abcdef";
+/// The `ADMIN_TOKEN` of a server the load generator starts: `/metrics`
+/// answers only to it.
+pub const DEFAULT_ADMIN_TOKEN: &str = "loadgen-benchmark-admin-token-0123456789abcdef";
 
 /// Where the server is and how to reach it.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +45,9 @@ pub struct ServerOpts {
     pub pid: Option<u32>,
     /// Its `JWT_SECRET` (default: the one a started server gets).
     pub secret: Option<String>,
+    /// Its `ADMIN_TOKEN`, for `/metrics` (`--url` only; a started server
+    /// gets ours).
+    pub admin_token: Option<String>,
     /// Extra `KEY=VALUE` settings for a started server; they win over the
     /// scenario's.
     pub env: Vec<(String, String)>,
@@ -53,6 +59,8 @@ pub struct Server {
     pub pid: Option<u32>,
     pub secret: String,
     pub tokens: Tokens,
+    /// The bearer `/metrics` wants, when known.
+    admin_token: Option<String>,
     /// Whether this process started it (and its settings are known).
     pub started: bool,
     /// The settings a started server got.
@@ -113,6 +121,7 @@ impl Server {
                 pid: opts.pid,
                 tokens: Tokens::new(&secret),
                 secret,
+                admin_token: opts.admin_token.clone(),
                 started: false,
                 settings: Vec::new(),
                 child: None,
@@ -139,6 +148,7 @@ impl Server {
                 format!("sqlite://{}", dir.join("bench.db").display()),
             ),
             ("JWT_SECRET".into(), secret.clone()),
+            ("ADMIN_TOKEN".into(), DEFAULT_ADMIN_TOKEN.into()),
             ("LOG_FORMAT".into(), "json".into()),
             ("RUST_LOG".into(), "warn".into()),
             ("TTS_DIR".into(), dir.join("audio").display().to_string()),
@@ -163,6 +173,11 @@ impl Server {
             .find(|(k, _)| k == "JWT_SECRET")
             .map(|(_, v)| v.clone())
             .unwrap_or(secret);
+        let admin_token = settings
+            .iter()
+            .find(|(k, _)| k == "ADMIN_TOKEN")
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty());
         let mut cmd = Command::new(&bin);
         cmd.arg("serve");
         for var in CONFIG_VARS.iter().chain(OTHER_VARS) {
@@ -200,6 +215,7 @@ impl Server {
             pid: child.id(),
             tokens: Tokens::new(&secret),
             secret,
+            admin_token,
             started: true,
             settings,
             child: Some(child),
@@ -218,6 +234,7 @@ impl Server {
             pid: self.pid,
             secret: self.secret.clone(),
             tokens: self.tokens.clone(),
+            admin_token: self.admin_token.clone(),
             started: false,
             settings: Vec::new(),
             child: None,
@@ -257,14 +274,18 @@ impl Server {
         self.pid.and_then(crate::fdlimit::nofile_of)
     }
 
+    /// `GET /metrics` with the admin token (the public listener wants it).
     pub async fn metrics_text(&self) -> Result<String> {
-        Ok(self
-            .http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await?
-            .text()
-            .await?)
+        let mut req = self.http.get(format!("{}/metrics", self.base));
+        if let Some(token) = &self.admin_token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("GET /metrics: {status} (pass the server's --admin-token with --url)");
+        }
+        Ok(resp.text().await?)
     }
 
     /// The sum of every sample of one metric (all label sets).

@@ -325,3 +325,26 @@ fn socket_limits_default_and_refuse_zero_per_client() {
         assert!(err.contains(key), "{key}=0: {err}");
     }
 }
+
+#[test]
+fn metrics_bind_is_unset_by_default_and_must_be_an_address() {
+    let c = Config::from_lookup(&FileValues::default(), env(&[])).unwrap();
+    assert_eq!(c.metrics_bind, None);
+    let c = Config::from_lookup(
+        &FileValues::default(),
+        env(&[("METRICS_BIND", "127.0.0.1:9464")]),
+    )
+    .unwrap();
+    assert_eq!(c.metrics_bind, Some("127.0.0.1:9464".parse().unwrap()));
+    let c = Config::from_lookup(&file(r#"metrics_bind = "[::1]:9464""#), env(&[])).unwrap();
+    assert_eq!(c.metrics_bind, Some("[::1]:9464".parse().unwrap()));
+    for bad in ["9464", "localhost", "127.0.0.1", "127.0.0.1:99999"] {
+        let err = Config::from_lookup(&FileValues::default(), env(&[("METRICS_BIND", bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("METRICS_BIND") && err.contains("127.0.0.1:9464"),
+            "{bad}: {err}"
+        );
+    }
+}

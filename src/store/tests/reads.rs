@@ -1,6 +1,7 @@
 //! Reads: paging, replay filters, and the store's behaviour on actix's
 //! current-thread runtimes.
 
+use interview_actors::audience::Viewer;
 use interview_actors::event::{Event, LoggedEvent};
 use interview_actors::ports::{EventStore, InterviewStatus, StoreError};
 
@@ -10,7 +11,7 @@ use super::{
 use crate::store::Store;
 
 #[tokio::test]
-async fn events_after_hides_observer_only_events_when_asked() {
+async fn events_after_hides_observer_only_events_from_candidates() {
     on_every_backend(|store| async move {
         let id = new_id(&store, "org-a", "t").await;
         let events = vec![
@@ -32,23 +33,43 @@ async fn events_after_hides_observer_only_events_when_asked() {
 
         let seqs = |v: Vec<LoggedEvent>| v.into_iter().map(|e| e.seq).collect::<Vec<_>>();
         assert_eq!(
-            seqs(store.events_after(&id, 0, 100, true).await.unwrap()),
+            seqs(
+                store
+                    .events_after(&id, 0, 100, Viewer::Observer)
+                    .await
+                    .unwrap()
+            ),
             [1, 2, 3, 4, 5]
         );
         assert_eq!(
-            seqs(store.events_after(&id, 0, 100, false).await.unwrap()),
+            seqs(
+                store
+                    .events_after(&id, 0, 100, Viewer::Candidate)
+                    .await
+                    .unwrap()
+            ),
             [2, 4, 5]
         );
         assert_eq!(
-            seqs(store.events_after(&id, 2, 100, false).await.unwrap()),
+            seqs(
+                store
+                    .events_after(&id, 2, 100, Viewer::Candidate)
+                    .await
+                    .unwrap()
+            ),
             [4, 5]
         );
         assert_eq!(
-            seqs(store.events_after(&id, 1, 2, true).await.unwrap()),
+            seqs(
+                store
+                    .events_after(&id, 1, 2, Viewer::Observer)
+                    .await
+                    .unwrap()
+            ),
             [2, 3]
         );
         assert!(store
-            .events_after(&id, 5, 100, true)
+            .events_after(&id, 5, 100, Viewer::Observer)
             .await
             .unwrap()
             .is_empty());

@@ -99,7 +99,9 @@ pub fn finish_report(report: &mut Report, fd: Option<FdLimit>, server: &Server) 
         let settings: serde_json::Map<String, serde_json::Value> = server
             .settings
             .iter()
-            .filter(|(k, _)| k != "JWT_SECRET" && k != "DATABASE_URL" && k != "TTS_DIR")
+            .filter(|(k, _)| {
+                !["JWT_SECRET", "ADMIN_TOKEN", "DATABASE_URL", "TTS_DIR"].contains(&k.as_str())
+            })
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
         let database = match server.settings.iter().find(|(k, _)| k == "DATABASE_URL") {
