@@ -29,6 +29,12 @@
 //     comes back through its Reconnect button; and reloads (resume from the
 //     lastSeq in sessionStorage; then a lastSeq the server never reached, so
 //     `recovered: false` and a rebuild from the snapshot).
+// (c) the recruiter's page opened on a finished 50-question interview (over
+//     a thousand events, more than a socket's outbox holds) replays the
+//     whole log on one connection: 50 answers with their scores, the
+//     summary, "Completed", no reconnect and no "Disconnected" (before the
+//     paced replay the server closed it with 4008 part-way, and the page
+//     went through its reconnect loop).
 // Also: a link after the end (4003: the record over REST), an expired token
 // (4001: no retry), no token at all. Every page must fit a 375 px wide
 // screen and log no console error.
@@ -125,14 +131,17 @@ function mint(claims, ttlSecs = 3600) {
 // ---------------------------------------------------------------------------
 // The server
 
-/** Starts `interviewd serve` on port 0 with its own SQLite file. */
-async function startServer(tmp) {
+/**
+ * Starts `interviewd serve` on port 0 with its own SQLite file (`dbName` in
+ * `tmp`); `overrides` replace or add settings.
+ */
+async function startServer(tmp, overrides = {}, dbName = 'interviewd.db') {
   const env = { ...process.env };
   for (const name of SERVER_VARS) delete env[name];
   Object.assign(env, {
     BIND: '127.0.0.1',
     PORT: '0',
-    DATABASE_URL: `sqlite://${path.join(tmp, 'interviewd.db')}`,
+    DATABASE_URL: `sqlite://${path.join(tmp, dbName)}`,
     JWT_SECRET: SECRET,
     ADMIN_TOKEN,
     // Slow enough that a drop can land while the interviewer is speaking.
@@ -141,6 +150,7 @@ async function startServer(tmp) {
     HEARTBEAT_INTERVAL_MS: '2000',
     LOG_FORMAT: 'pretty',
     RUST_BACKTRACE: '1',
+    ...overrides,
   });
   check(fs.existsSync(BIN), `the server binary ${BIN} does not exist (set INTERVIEWD_BIN)`);
   const child = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -255,8 +265,8 @@ async function api(base, method, urlPath, token, body) {
 
 /** Every console error and uncaught exception of every page, to fail on. */
 const consoleErrors = [];
-/** The running server, for the watchdog and signal handlers. */
-let liveServer = null;
+/** The running servers, for the watchdog and signal handlers. */
+const liveServers = [];
 
 /** Console errors expected for a while, e.g. refused connections while the server is away. */
 let expectedConsoleErrors = null;
@@ -384,6 +394,55 @@ async function typeAndSend(page, text, answeredBefore) {
   );
 }
 
+/**
+ * Plays the candidate over a bare WebSocket, from a blank page of the
+ * browser (Node 20 has no WebSocket of its own): join, start, then `answer`
+ * to every question until `interview-completed`. Resolves with the number
+ * of answers sent; rejects on an error frame or an early close.
+ */
+async function answerEverything(context, wsUrl, interviewId, answer) {
+  const page = await context.newPage();
+  try {
+    return await page.evaluate(
+      ([url, interviewId, answer, timeoutMs]) =>
+        new Promise((resolve, reject) => {
+          const ws = new WebSocket(url);
+          const send = (type, data) => ws.send(JSON.stringify({ type, data }));
+          const timer = setTimeout(() => reject(new Error(`not completed within ${timeoutMs} ms`)), timeoutMs);
+          let answers = 0;
+          ws.onmessage = (event) => {
+            const frame = JSON.parse(event.data);
+            if (frame.type === 'connected') send('join-interview', { interviewId });
+            else if (frame.type === 'interview-ready') send('start-interview', {});
+            else if (frame.type === 'question') {
+              answers += 1;
+              send('answer', { text: answer });
+            } else if (frame.type === 'interview-completed') {
+              clearTimeout(timer);
+              resolve(answers);
+            } else if (frame.type === 'error') reject(new Error(`error ${frame.data.code}: ${frame.data.message}`));
+          };
+          ws.onclose = (event) => reject(new Error(`the candidate's socket closed with ${event.code} before the end`));
+        }),
+      [wsUrl, interviewId, answer, 60000],
+    );
+  } finally {
+    await page.close();
+  }
+}
+
+/** Polls `GET /v1/interviews/{id}` until its status is `status` (the row is written in batches). */
+async function waitForRow(base, id, token, status) {
+  const deadline = Date.now() + STEP_MS;
+  for (;;) {
+    const row = await api(base, 'GET', `/v1/interviews/${id}`, token);
+    check(row.status === 200, `GET /v1/interviews/${id}: ${row.status} ${row.text}`);
+    if (row.json.status === status) return row.json;
+    check(Date.now() < deadline, `the interview row says ${row.json.status}, want ${status}`);
+    await sleep(100);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // The run
 
@@ -415,12 +474,14 @@ async function main() {
   fs.mkdirSync(profile);
 
   let server = null;
+  let longServer = null;
   let proxy = null;
   let context = null;
   const pages = {};
   try {
     log(`server: ${BIN}`);
-    server = liveServer = await startServer(tmp);
+    server = await startServer(tmp);
+    liveServers.push(server);
     proxy = await startProxy(server.port);
     const base = `http://127.0.0.1:${server.port}`;
     // The candidate's page goes through the proxy, whose connections the
@@ -726,6 +787,73 @@ async function main() {
     check(await bare.evaluate(() => window.__interviewClient === undefined), 'a client was started without a token');
     await bare.close();
 
+    // --- (c) a finished 50-question interview on the recruiter's page --------
+    // A server of its own whose interviewer does not pause between words, so
+    // 50 turns take seconds, not a minute.
+    log('(c) a finished 50-question interview, opened on /observe');
+    longServer = await startServer(tmp, { SCRIPTED_WORD_DELAY_MS: '0' }, 'interviewd.db-long');
+    liveServers.push(longServer);
+    const longBase = `http://127.0.0.1:${longServer.port}`;
+    const questions = Array.from({ length: 50 }, (_, i) => ({
+      text: `Question ${i + 1}: how would you design, build and run a service that does this well?`,
+      type: 'TECHNICAL',
+    }));
+    const long = await api(longBase, 'POST', '/v1/interviews', recruiter, {
+      candidateName: 'Katherine Johnson',
+      title: 'Backend engineer',
+      durationMinutes: 60,
+      questions,
+    });
+    check(long.status === 201, `POST /v1/interviews (50 questions): ${long.status} ${long.text}`);
+    const answered = await answerEverything(context, long.json.wsUrl, long.json.id, LONG_1);
+    check(answered === 50, `the candidate answered ${answered} questions, want 50`);
+    const longRow = await waitForRow(longBase, long.json.id, recruiter, 'COMPLETED');
+    check(longRow.lastSeq > 1024, `a log of ${longRow.lastSeq} events is not longer than an outbox (1024 frames)`);
+    log(`  completed: ${answered} answers, ${longRow.lastSeq} events`);
+
+    const L = (pages.long = watch(await context.newPage(), 'observe-long'));
+    // Every text the banner ever shows, from the first moment (the page's
+    // own script may connect before any check here could start watching).
+    await L.addInitScript(() => {
+      window.__longBanners = [];
+      document.addEventListener('DOMContentLoaded', () => {
+        const el = document.getElementById('banner');
+        const note = () => {
+          const t = el.textContent.trim();
+          if (window.__longBanners[window.__longBanners.length - 1] !== t) window.__longBanners.push(t);
+        };
+        note();
+        new MutationObserver(note).observe(el, { childList: true, subtree: true, characterData: true });
+      });
+    });
+    await L.goto(`${longBase}/observe?interview=${long.json.id}&token=${recruiter}`);
+    await waitUntil(
+      L,
+      `the whole log (${longRow.lastSeq} events) on the page`,
+      (head) => window.__interviewClient?.lastSeq === head || window.__interviewClient?.stats.connects > 1,
+      longRow.lastSeq,
+      30000,
+    );
+    const longStats = await L.evaluate(() => ({ ...window.__interviewClient.stats, state: window.__interviewClient.state }));
+    const longBanners = await recorded(L, '__longBanners');
+    log(`  the page read ${longStats.delivered} events on ${longStats.connects} connection(s); banners: ${longBanners.map((b) => JSON.stringify(b)).join(' → ')}`);
+    check(longStats.connects === 1, `the page connected ${longStats.connects} times: the replay was cut (4008?) and it reconnected`);
+    check(longStats.state === 'live', `the page's client is ${longStats.state}, want live`);
+    check(longStats.delivered === longRow.lastSeq && longStats.duplicatesDropped === 0, `the page got ${longStats.delivered} events (${longStats.duplicatesDropped} duplicates) of ${longRow.lastSeq}`);
+    check(!longBanners.some((b) => /Reconnecting|Disconnected/.test(b)), `the banner read: ${longBanners.join(' → ')}`);
+    check((await L.textContent('#banner')).trim() === '', `the banner reads ${await L.textContent('#banner')}`);
+    check((await L.textContent('#status')) === 'Completed', `the status reads ${await L.textContent('#status')}`);
+    check((await L.textContent('#candidate-state')) === 'Interview over', `the candidate reads ${await L.textContent('#candidate-state')}`);
+    const longAnswers = await L.$$eval('#transcript .line--candidate', (els) => els.length);
+    const longEvaluations = await L.$$eval('#transcript .evaluation', (els) => els.length);
+    const longScores = await L.$$eval('#scores li', (els) => els.length);
+    check(longAnswers === 50 && longEvaluations === 50 && longScores === 50, `the page shows ${longAnswers} answers, ${longEvaluations} evaluations and ${longScores} scores, want 50 each`);
+    check(!(await L.isHidden('#summary')), 'the summary is shown');
+    check(/\d+ \/ 100/.test(await L.textContent('#summary .summary-score')), 'the summary shows an overall score');
+    await expectTranscriptMatches(L, 'recruiter view of the finished 50-question interview', longBase, long.json.id, recruiter);
+    await L.screenshot({ path: path.join(shots, 'observe-completed-50-1280.png') });
+    await L.close();
+
     check(consoleErrors.length === 0, `console errors:\n  ${consoleErrors.join('\n  ')}`);
     log(`screenshots in ${shots}`);
     log('all browser checks passed');
@@ -742,12 +870,14 @@ async function main() {
       }
     }
     if (server) console.error(`last server output:\n${server.lines.slice(-80).join('\n')}`);
+    if (longServer) console.error(`last output of the long interview's server:\n${longServer.lines.slice(-80).join('\n')}`);
     console.error(`screenshots in ${shots}`);
     process.exitCode = 1;
   } finally {
     if (context) await context.close().catch(() => {});
     if (proxy) await proxy.close().catch(() => {});
     if (server) await server.stop();
+    if (longServer) await longServer.stop();
     if (!process.env.KEEP_PROFILE) fs.rmSync(profile, { recursive: true, force: true });
     // Keep the screenshots, not the database.
     for (const name of fs.readdirSync(tmp)) {
@@ -758,7 +888,7 @@ async function main() {
 
 /** Kills the server if the run is cut short (Playwright kills its own browser on exit). */
 function killServerNow() {
-  if (liveServer && liveServer.child.exitCode === null) liveServer.child.kill('SIGKILL');
+  for (const s of liveServers) if (s.child.exitCode === null) s.child.kill('SIGKILL');
 }
 process.on('exit', killServerNow);
 for (const signal of ['SIGINT', 'SIGTERM']) {
@@ -770,7 +900,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 
 const watchdog = setTimeout(() => {
   console.error(`FAILED: the browser tests did not finish within ${WATCHDOG_MS / 1000} s`);
-  if (liveServer) console.error(`last server output:\n${liveServer.lines.slice(-80).join('\n')}`);
+  for (const s of liveServers) console.error(`last server output:\n${s.lines.slice(-80).join('\n')}`);
   process.exit(1);
 }, WATCHDOG_MS);
 
