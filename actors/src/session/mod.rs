@@ -28,6 +28,7 @@ use crate::Runtime;
 
 pub use self::lifecycle::{Crash, DrainSession, Inspect, SessionInfo};
 use self::log::EventLog;
+pub use self::log::MAX_BATCH;
 pub use self::replay::ReadReplay;
 use self::state::{Phase, SessionState};
 

@@ -338,7 +338,12 @@ impl<R: SocketRole> ClientSocket<R> {
             return;
         }
         self.replay = Some(page.through);
-        let room = self.outbox.room_for(self.page_size() * 2);
+        // Room for the next page and a whole committed batch behind it: the
+        // last page goes live at once, and a batch landing in the same
+        // mailbox pass must not overflow a client that is reading.
+        let room = self
+            .outbox
+            .room_for(self.page_size() + crate::session::MAX_BATCH);
         ctx.spawn(room.into_actor(self).map(|open, act, ctx| {
             if open {
                 act.request_page(ctx);
