@@ -4,7 +4,10 @@
 //! and 0 gaps. No timing thresholds: benchmarks measure, tests assert
 //! behaviour (docs/benchmarks.md has the figures).
 
-use loadgen::scenario::{self, ActiveParams, Common, DormantParams, IdleParams, StormParams};
+use loadgen::hostile::HostileParams;
+use loadgen::scenario::{
+    self, ActiveParams, Common, DormantParams, IdleParams, SoakParams, StormParams,
+};
 use loadgen::{Report, ServerOpts};
 
 fn common() -> Common {
@@ -154,4 +157,46 @@ async fn dormant_smallest() {
             .and_then(|f| f.value),
         Some(5.0)
     );
+}
+
+/// The soak in a few seconds: two honest interviews before, during and
+/// after one client of every hostile kind. Only that it runs and the honest
+/// clients see every event once; what the server does about each attack is
+/// counted, not asserted (tests/hostile_frames.rs asserts that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_smallest() {
+    let mut p = SoakParams::for_duration(4);
+    p.honest = ActiveParams {
+        interviews: 2,
+        observers: 1,
+        warmup_s: 1,
+        ..small_active()
+    };
+    p.hostile = HostileParams {
+        huge_header: 1,
+        huge_header_mib: 4,
+        over_max_frame: 1,
+        ping_flood: 1,
+        ping_flood_rate: 2000,
+        proctor_flood: 1,
+        one_token_sockets: 8,
+        stalled_observers: 1,
+        invalid_utf8: 1,
+        slowloris: 2,
+        ..HostileParams::default()
+    };
+    let report = scenario::soak(&common(), &p).await.expect("soak runs");
+    check(&report);
+    let phases = report.details["phases"].as_array().expect("phases");
+    assert_eq!(phases.len(), 3, "before, hostile, after");
+    let hostile = report.details["hostile"]
+        .as_array()
+        .expect("hostile clients");
+    for kind in hostile {
+        assert!(
+            kind["connections"].as_u64().unwrap_or(0) > 0,
+            "{} connected at least once: {kind}",
+            kind["kind"]
+        );
+    }
 }

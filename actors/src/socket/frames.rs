@@ -6,10 +6,11 @@
 //! at the size limit, so a header announcing 2^62 bytes had the server
 //! buffer whatever the client sent until the socket died. This reader reads
 //! from the payload only when the buffered bytes do not hold a frame, checks
-//! the length a header announces (and what a fragmented message adds up to)
-//! before any of its payload is kept, and after a fatal error reads nothing
-//! more: actix-http's payload then applies backpressure to the client's TCP
-//! connection while our Close goes out. (Once the socket has stopped,
+//! the length a header announces (and what a fragmented message adds up to,
+//! and a control frame's 125-byte limit) before any of its payload is kept,
+//! and after a fatal error reads nothing more: actix-http's payload then
+//! applies backpressure to the client's TCP connection while our Close
+//! goes out. (Once the socket has stopped,
 //! actix-http lingers for `client_disconnect_timeout`, 1 s, discarding what
 //! still arrives without keeping it, then shuts the connection.)
 
@@ -126,6 +127,11 @@ impl FrameDecoder {
 
     fn decode(&mut self) -> Result<Option<Incoming>, FrameError> {
         loop {
+            if oversized_control(&self.buf) {
+                return Err(FrameError::Protocol(
+                    "a control frame over 125 bytes".into(),
+                ));
+            }
             if let Some(announced) = announced_len(&self.buf) {
                 let so_far = self.partial.as_ref().map_or(0, |(_, b)| b.len() as u64);
                 if announced.saturating_add(so_far) > self.cap as u64 {
@@ -216,9 +222,19 @@ fn message((kind, bytes): (Kind, Bytes)) -> Result<Incoming, FrameError> {
     }
 }
 
+/// Whether the header at the start of `buf` is a control frame's (opcode
+/// 0x8 and up) announcing more than 125 bytes, which RFC 6455 section 5.5
+/// forbids: its 7-bit length is then 126 or 127. The codec holds control
+/// frames to 125 bytes only once the whole frame has arrived, so a ping
+/// announcing 2^62 bytes had it buffer whatever followed; this refuses it
+/// from the header's first two bytes.
+fn oversized_control(buf: &[u8]) -> bool {
+    matches!(buf, [first, second, ..] if first & 0x08 != 0 && second & 0x7F > 125)
+}
+
 /// The payload length a data or continuation frame's header announces,
 /// once enough of the header has arrived (RFC 6455 section 5.2). Control
-/// frames are left to the codec (it holds them to 125 bytes).
+/// frames are held to 125 bytes by `oversized_control`.
 pub fn announced_len(buf: &[u8]) -> Option<u64> {
     let (&first, &second) = (buf.first()?, buf.get(1)?);
     if first & 0x08 != 0 {

@@ -5,7 +5,7 @@
 //! memory per idle socket and interview, CPU per 100k delivered frames, and
 //! a resume storm's time to live with duplicates and gaps counted.
 //!
-//! Four scenarios, each one function returning a [`report::Report`]:
+//! Five scenarios, each one function returning a [`report::Report`]:
 //! - [`scenario::idle`]: N interviews, a candidate and K observers each,
 //!   heartbeats only; server RSS at 0, N/2 and N.
 //! - [`scenario::active`]: N interviews streaming (scripted interviewer or the
@@ -15,6 +15,9 @@
 //!   and rejoins with `lastSeq`.
 //! - [`scenario::dormant`]: N interviews created and started, passivated,
 //!   R of them re-activated.
+//! - [`scenario::soak`]: honest active interviews before, during and after
+//!   every hostile client of [`hostile`]; server RSS, descriptors, honest
+//!   latency and `/healthz` per phase.
 //!
 //! The `loadgen` binary is a thin command line over these; the smoke test
 //! (`tests/loadgen_smoke.rs`) calls them in-process against the real server
@@ -22,6 +25,7 @@
 
 pub mod fdlimit;
 pub mod fleet;
+pub mod hostile;
 pub mod llm_fake;
 pub mod participant;
 pub mod report;

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
 use clap::{Args, Parser, Subcommand};
-use loadgen::scenario::{self, ActiveParams, Common, DormantParams, IdleParams, StormParams};
+use loadgen::scenario::{
+    self, ActiveParams, Common, DormantParams, IdleParams, SoakParams, StormParams,
+};
 use loadgen::{Report, ServerOpts};
 
 #[derive(Parser)]
@@ -109,6 +111,46 @@ enum Cmd {
         passivate_ms: u64,
         #[arg(long, default_value_t = 600)]
         timeout_s: u64,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Honest active interviews before, during and after hostile clients
+    /// (oversized headers, floods, one token's many sockets, a stalled
+    /// observer, invalid UTF-8, slowloris); RSS, descriptors, latency and
+    /// /healthz per phase.
+    Soak {
+        /// The whole run: a quarter before, half hostile, a quarter after.
+        #[arg(long, default_value_t = 180)]
+        duration_s: u64,
+        #[arg(long, default_value_t = 20)]
+        interviews: usize,
+        #[arg(long, default_value_t = 2)]
+        observers: usize,
+        /// Candidates' think time (default: scaled to the run, 3-20 s).
+        #[arg(long)]
+        think_ms: Option<u64>,
+        #[arg(long, default_value_t = 5)]
+        warmup_s: u64,
+        /// The loopback address hostile clients connect from; `same`: the
+        /// honest clients' own.
+        #[arg(long, default_value = "127.0.0.2")]
+        hostile_source: String,
+        /// Sockets the one token opens.
+        #[arg(long, default_value_t = 300)]
+        one_token_sockets: usize,
+        #[arg(long, default_value_t = 50)]
+        slowloris: usize,
+        #[arg(long, default_value_t = 4)]
+        stalled_observers: usize,
+        /// Clients of each flooding kind (huge headers, oversized frames,
+        /// pings).
+        #[arg(long, default_value_t = 2)]
+        flooders: usize,
+        /// The server's MAX_FRAME_BYTES (with --url, if not the default).
+        #[arg(long, default_value_t = 65_536)]
+        max_frame_bytes: usize,
+        #[arg(long, default_value_t = 1000)]
+        healthz_deadline_ms: u64,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -295,6 +337,52 @@ fn main() -> Result<()> {
                 })
             }),
         ),
+        Cmd::Soak {
+            duration_s,
+            interviews,
+            observers,
+            think_ms,
+            warmup_s,
+            hostile_source,
+            one_token_sockets,
+            slowloris,
+            stalled_observers,
+            flooders,
+            max_frame_bytes,
+            healthz_deadline_ms,
+            common,
+        } => {
+            let mut p = SoakParams::for_duration(duration_s);
+            p.honest.interviews = interviews;
+            p.honest.observers = observers;
+            p.honest.warmup_s = warmup_s;
+            if let Some(t) = think_ms {
+                p.honest.think_ms = t;
+                p.honest.think_spread_ms = t / 2;
+            }
+            p.hostile.source = match hostile_source.as_str() {
+                "same" => None,
+                ip => Some(
+                    ip.parse()
+                        .map_err(|e| anyhow!("--hostile-source {ip}: {e}"))?,
+                ),
+            };
+            if p.hostile.source.is_some_and(|ip| !ip.is_loopback()) {
+                anyhow::bail!("--hostile-source must be a loopback address");
+            }
+            p.hostile.one_token_sockets = one_token_sockets;
+            p.hostile.slowloris = slowloris;
+            p.hostile.stalled_observers = stalled_observers;
+            p.hostile.huge_header = flooders;
+            p.hostile.over_max_frame = flooders;
+            p.hostile.ping_flood = flooders;
+            p.hostile.max_frame_bytes = max_frame_bytes;
+            p.healthz_deadline_ms = healthz_deadline_ms;
+            (
+                common,
+                Box::new(move |c| Box::pin(async move { scenario::soak(&c, &p).await })),
+            )
+        }
     };
     let common = common_args.common()?;
     eprintln!(

@@ -91,6 +91,13 @@ pub struct Report {
     pub figures: Vec<Figure>,
     pub checks: Checks,
     pub notes: Vec<String>,
+    /// Scenario-specific detail (the soak's phases, hostile clients and
+    /// samples).
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub details: Value,
+    /// Tables printed before the figures.
+    #[serde(skip)]
+    pub sections: Vec<String>,
 }
 
 impl Report {
@@ -106,6 +113,8 @@ impl Report {
             figures: Vec::new(),
             checks: Checks::default(),
             notes: Vec::new(),
+            details: Value::Null,
+            sections: Vec::new(),
         }
     }
 
@@ -145,6 +154,10 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!("== {}: {}\n", self.scenario, self.title));
+        for s in &self.sections {
+            out.push_str(s);
+            out.push('\n');
+        }
         let w = self
             .figures
             .iter()

@@ -265,6 +265,26 @@ impl Server {
             .map(|v| v as u64)
     }
 
+    /// Open file descriptors (entries of /proc/PID/fd).
+    pub fn fd_count(&self) -> Option<u64> {
+        self.pid.and_then(proc_fds)
+    }
+
+    /// `GET /healthz`: how long it took, or `None` when it did not answer
+    /// 200 within `deadline`.
+    pub async fn healthz(&self, deadline: Duration) -> Option<Duration> {
+        let started = std::time::Instant::now();
+        let resp = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .timeout(deadline)
+            .send()
+            .await
+            .ok()?;
+        let took = started.elapsed();
+        (resp.status().as_u16() == 200 && took <= deadline).then_some(took)
+    }
+
     /// User + system CPU seconds from /proc/PID/stat.
     pub fn cpu_seconds(&self) -> Option<f64> {
         self.pid.and_then(proc_cpu_seconds)
@@ -398,6 +418,10 @@ pub fn proc_rss(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+pub fn proc_fds(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
 pub fn proc_cpu_seconds(pid: u32) -> Option<f64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the `(comm)`, which may contain spaces.
@@ -460,5 +484,6 @@ mod tests {
         );
         assert!(proc_rss(std::process::id()).unwrap() > 0);
         assert!(proc_cpu_seconds(std::process::id()).is_some());
+        assert!(proc_fds(std::process::id()).unwrap() > 0);
     }
 }

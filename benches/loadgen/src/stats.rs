@@ -61,6 +61,19 @@ impl Hist {
         Latency::of(&self.snapshot())
     }
 
+    /// What was recorded since the last `take`, leaving it empty (for
+    /// figures per phase of a run).
+    pub fn take(&self) -> Histogram<u64> {
+        match self.0.lock() {
+            Ok(mut h) => {
+                let taken = h.clone();
+                h.reset();
+                taken
+            }
+            Err(_) => new_histogram(),
+        }
+    }
+
     /// The recorded values as (value, count) pairs, to send between processes.
     pub fn to_wire(&self) -> WireHist {
         WireHist::of(&self.snapshot())

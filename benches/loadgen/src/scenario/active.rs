@@ -91,18 +91,24 @@ impl Default for StormParams {
 }
 
 /// A running active set-up.
-struct Running {
-    server: Server,
+pub(super) struct Running {
+    pub(super) server: Server,
     _fake: Option<LlmFake>,
-    ctx: Arc<Ctx>,
+    pub(super) ctx: Arc<Ctx>,
     control: watch::Sender<Control>,
     tasks: Vec<JoinHandle<Outcome>>,
     exited: Arc<AtomicUsize>,
     clients: usize,
     fd: FdLimit,
+    /// The interviews, in order.
+    pub(super) ids: Vec<String>,
 }
 
-async fn start(common: &Common, p: &ActiveParams, report: &mut Report) -> Result<Running> {
+pub(super) async fn start(
+    common: &Common,
+    p: &ActiveParams,
+    report: &mut Report,
+) -> Result<Running> {
     let fd = fdlimit::raise_nofile()?;
     let clients = p.interviews * (1 + p.observers);
     if clients as u64 > fd.sockets_per_process() {
@@ -226,6 +232,7 @@ async fn start(common: &Common, p: &ActiveParams, report: &mut Report) -> Result
         exited,
         clients,
         fd,
+        ids,
     })
 }
 
@@ -326,7 +333,7 @@ impl DbCounters {
 }
 
 /// Stops every client and checks every seq it saw.
-async fn finish(run: Running, report: &mut Report) -> Result<()> {
+pub(super) async fn finish(run: Running, report: &mut Report) -> Result<()> {
     let _ = run.control.send(Control::Stop);
     let mut outcomes = Vec::with_capacity(run.clients);
     for t in run.tasks {

@@ -3,10 +3,12 @@
 mod active;
 mod dormant;
 mod idle;
+mod soak;
 
 pub use active::{active, storm, ActiveParams, StormParams};
 pub use dormant::{dormant, DormantParams};
 pub use idle::{idle, IdleParams};
+pub use soak::{soak, SoakParams};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
