@@ -108,6 +108,7 @@ pub(super) async fn start(
     common: &Common,
     p: &ActiveParams,
     report: &mut Report,
+    server_env: &[(&'static str, String)],
 ) -> Result<Running> {
     let fd = fdlimit::raise_nofile()?;
     let clients = p.interviews * (1 + p.observers);
@@ -138,6 +139,7 @@ pub(super) async fn start(
         ("HEARTBEAT_INTERVAL_MS", "30000".to_string()),
         ("SESSION_IDLE_PASSIVATE_MS", "3600000".to_string()),
     ];
+    env.extend(server_env.iter().cloned());
     if let Some(f) = &fake {
         env.push(("LLM_BASE_URL", f.base_url()));
         env.push(("LLM_MODEL", "fake".to_string()));
@@ -447,7 +449,7 @@ pub async fn active(common: &Common, p: &ActiveParams) -> Result<Report> {
         ),
         serde_json::to_value(p)?,
     );
-    let run = start(common, p, &mut report).await?;
+    let run = start(common, p, &mut report, &[]).await?;
     tokio::time::sleep(Duration::from_secs(p.warmup_s)).await;
     common.say("measuring");
     window(&run, p.duration_s, &mut report).await;
@@ -468,7 +470,7 @@ pub async fn storm(common: &Common, sp: &StormParams) -> Result<Report> {
         ),
         serde_json::to_value(sp)?,
     );
-    let run = start(common, p, &mut report).await?;
+    let run = start(common, p, &mut report, &[]).await?;
     tokio::time::sleep(Duration::from_secs(p.warmup_s)).await;
     window(&run, p.duration_s, &mut report).await;
 

@@ -278,7 +278,13 @@ pub async fn soak(common: &Common, p: &SoakParams) -> Result<Report> {
         ),
         serde_json::to_value(p)?,
     );
-    let run = active::start(common, h, &mut report).await?;
+    // The server's own per-client caps, not the load generator's raised
+    // ones: the hostile clients are meant to meet them.
+    let caps = [
+        ("MAX_SOCKETS_PER_TOKEN", "5".to_string()),
+        ("MAX_SOCKETS_PER_ADDRESS", "200".to_string()),
+    ];
+    let run = active::start(common, h, &mut report, &caps).await?;
     let (own, _) = create_interviews(
         &run.server,
         hostile::interviews_needed(&p.hostile),
