@@ -356,3 +356,38 @@ async fn stop_observing_then_observe_again() {
     rec.collect_until_seq(cand.last_seq).await;
     assert_contiguous(&rec.events(), "observer across stop/observe");
 }
+
+/// An observer of a finished interview is attached like any other: its
+/// commands get answers (`end-interview` an `INVALID_STATE`,
+/// `stop-observing` an `observation-stopped`), and after stopping the same
+/// socket may observe again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_of_a_finished_interview_gets_answers() {
+    let server = TestServer::start(&[]).await;
+    let iv = server.create_interview().await;
+    let (mut cand, _) = join_candidate(&server, &iv, None).await;
+    let mut model = ScriptModel::new(&iv.questions);
+    start_and_answer_all(
+        &mut cand,
+        &mut model,
+        &[LONG_ANSWER, LONG_ANSWER_2, LONG_ANSWER_3],
+    )
+    .await;
+    let head = cand.last_seq;
+
+    let (mut obs, _) = join_observer(&server, &iv, None, "after the end", None).await;
+    obs.send_ref("end-interview", json!({"reason": "again"}), "end")
+        .await;
+    let refused = obs.expect_type("error").await;
+    assert_eq!(refused["ref"], "end", "{refused}");
+    assert_eq!(refused["data"]["code"], "INVALID_STATE", "{refused}");
+
+    obs.send_ref("stop-observing", json!({}), "stop").await;
+    let stopped = obs.expect_type("observation-stopped").await;
+    assert_eq!(stopped["ref"], "stop", "{stopped}");
+
+    let again = obs.observe(&iv.id, Some(0)).await;
+    assert_eq!(again["data"]["recovered"], true, "{again}");
+    obs.collect_until_seq(head).await;
+    assert_contiguous(&obs.events(), "the replay after observing again");
+}

@@ -78,11 +78,11 @@ impl InterviewSession {
         }
         msg.peer.send(ToSocket::Bound(ctx_address(ctx)));
         self.send_snapshot(&msg.peer, msg.last_seq, reference, false);
-        // A finished interview is observed as a record: no live events follow.
-        if !self.live.phase.is_terminal() {
-            self.observers.insert(info.id.clone(), msg.peer);
-            self.idle_since = None;
-        }
+        // Kept even when the interview is over: no live events follow, but
+        // the observer's replay pages, `stop-observing` and the errors of its
+        // commands all go through this list.
+        self.observers.insert(info.id.clone(), msg.peer);
+        self.idle_since = None;
     }
 
     /// `stop-observing`: the socket leaves and may observe again.
