@@ -210,7 +210,9 @@ async fn a_proctor_flood_leaves_memory_and_database_alone() {
     let ack = frames.last().expect("a heartbeat-ack");
     assert_eq!(ack["ref"], "after-flood", "{ack}");
     assert!(
-        frames[..frames.len() - 1].iter().all(|f| f["type"] == "error"),
+        frames[..frames.len() - 1]
+            .iter()
+            .all(|f| f["type"] == "error"),
         "only the flood's errors came before it"
     );
     drop(model);
