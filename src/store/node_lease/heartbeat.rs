@@ -1,24 +1,9 @@
-//! This process's node lease in PostgreSQL (DESIGN.md, "Several nodes").
-//!
-//! A row of `nodes` says that a live process holds a `NODE_ID` until its
-//! `expires_at`. Taking it is one statement that only succeeds when there is
-//! no row or the row's lease has expired, so two live processes can never
-//! share an identity; later steps make interview ownership depend on it.
-//!
-//! - Every expiry is computed with PostgreSQL's clock
-//!   (`clock_timestamp() + ttl`), never a node's, so nodes whose clocks
-//!   disagree still agree on whether a lease has expired.
-//! - Each process start has its own `incarnation`: a renewal or release by
-//!   an older process with the same `NODE_ID` matches no row.
-//! - Renewals run on a thread, a runtime and a connection of their own, not
-//!   the store's pool: a busy pool or a busy actix worker must not starve
-//!   the heartbeat into losing the lease.
-//! - Whether the lease is held is judged locally and conservatively: until
-//!   the instant the last successful renewal was *sent* plus the TTL, which
-//!   is never later than the expiry PostgreSQL wrote.
+//! The lease thread: takes the `nodes` row with one statement, renews it
+//! every `NODE_HEARTBEAT_MS`, and releases it when told to stop. It has a
+//! runtime and a PostgreSQL connection of its own, reopened after any
+//! failure, so neither the store's pool nor actix's workers can delay a
+//! renewal.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -27,10 +12,8 @@ use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::oneshot;
 
-/// Opening the lease's own connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Releasing at shutdown: past this the lease simply expires.
-const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
+use super::{unavailable, LeaseError, LeaseSettings, LeaseState, LeaseStatus};
+use super::{CONNECT_TIMEOUT, RELEASE_TIMEOUT};
 
 /// Takes `NODE_ID` if nobody holds it or its holder's lease has expired.
 /// No row back: a live process holds it.
@@ -61,170 +44,6 @@ const RELEASE: &str = "\
     UPDATE nodes SET expires_at = clock_timestamp() \
     WHERE node_id = $1 AND incarnation = $2::uuid";
 
-/// What the lease needs from the configuration.
-#[derive(Debug, Clone)]
-pub struct LeaseSettings {
-    pub database_url: String,
-    pub node_id: String,
-    /// `NODE_LEASE_TTL_MS`.
-    pub ttl: Duration,
-    /// `NODE_HEARTBEAT_MS`, below the TTL (the configuration checks it).
-    pub heartbeat: Duration,
-    /// Where this process listens, written into the row for operators.
-    pub address: Option<String>,
-}
-
-/// Why the lease could not be taken at start.
-#[derive(Debug, thiserror::Error)]
-pub enum LeaseError {
-    /// A live process holds this `NODE_ID`.
-    #[error(
-        "NODE_ID {node_id:?} is held by another live process{} whose lease expires at {} \
-         (in {:.1} s): two processes must never share a node identity; give this one its own \
-         NODE_ID, or stop the other one (a graceful stop releases the lease at once)",
-        address.as_deref().map(|a| format!(" (listening on {a})")).unwrap_or_default(),
-        expires_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        remaining.as_secs_f64()
-    )]
-    Held {
-        node_id: String,
-        expires_at: DateTime<Utc>,
-        remaining: Duration,
-        address: Option<String>,
-    },
-    #[error("taking the node lease for NODE_ID {node_id:?}: {reason}")]
-    Unavailable { node_id: String, reason: String },
-}
-
-/// Whether this process holds its lease right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaseState {
-    Held,
-    /// Renewals have failed for a whole TTL (or the lease was released).
-    Expired,
-    /// Another process took this `NODE_ID` after our lease expired.
-    Lost,
-}
-
-impl LeaseState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LeaseState::Held => "held",
-            LeaseState::Expired => "expired",
-            LeaseState::Lost => "lost",
-        }
-    }
-}
-
-/// The lease's state, shared by the heartbeat thread and readers such as
-/// `/readyz`. Computed on every read from the last renewal, so a stuck
-/// heartbeat shows as an expired lease without the heartbeat saying so.
-#[derive(Debug, Clone)]
-pub struct LeaseStatus(Arc<StatusCell>);
-
-#[derive(Debug)]
-struct StatusCell {
-    origin: Instant,
-    /// Nanoseconds after `origin` until which the lease is held; 0: not held.
-    valid_until: AtomicU64,
-    lost: AtomicBool,
-}
-
-impl LeaseStatus {
-    fn new() -> LeaseStatus {
-        LeaseStatus(Arc::new(StatusCell {
-            origin: Instant::now(),
-            valid_until: AtomicU64::new(0),
-            lost: AtomicBool::new(false),
-        }))
-    }
-
-    pub fn state(&self) -> LeaseState {
-        // Qualified: diesel's `RunQueryDsl::load` is in scope too.
-        if AtomicBool::load(&self.0.lost, Ordering::Acquire) {
-            return LeaseState::Lost;
-        }
-        let now = duration_nanos(self.0.origin.elapsed());
-        if now < AtomicU64::load(&self.0.valid_until, Ordering::Acquire) {
-            LeaseState::Held
-        } else {
-            LeaseState::Expired
-        }
-    }
-
-    /// A renewal sent at `sent` succeeded.
-    fn renewed(&self, sent: Instant, ttl: Duration) {
-        let until = sent.saturating_duration_since(self.0.origin) + ttl;
-        self.0
-            .valid_until
-            .store(duration_nanos(until).max(1), Ordering::Release);
-    }
-
-    fn lose(&self) {
-        self.0.lost.store(true, Ordering::Release);
-    }
-
-    fn released(&self) {
-        self.0.valid_until.store(0, Ordering::Release);
-    }
-}
-
-fn duration_nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// The lease of this process, renewed in the background until `release`.
-/// Dropping it without `release` releases it too, best effort.
-pub struct NodeLease {
-    status: LeaseStatus,
-    stop: Option<oneshot::Sender<oneshot::Sender<()>>>,
-}
-
-impl NodeLease {
-    /// Takes this process's `NODE_ID` and starts renewing it; an error if a
-    /// live process holds it or the database cannot be reached.
-    pub async fn acquire(settings: LeaseSettings) -> Result<NodeLease, LeaseError> {
-        describe_metrics();
-        let node_id = settings.node_id.clone();
-        let status = LeaseStatus::new();
-        let heartbeat = Heartbeat::new(settings, status.clone());
-        let (acquired_tx, acquired_rx) = oneshot::channel();
-        let (stop_tx, stop_rx) = oneshot::channel();
-        std::thread::Builder::new()
-            .name("interviewd-lease".into())
-            .spawn(move || heartbeat.run_thread(acquired_tx, stop_rx))
-            .map_err(|e| unavailable(&node_id, format!("starting the lease thread: {e}")))?;
-        match acquired_rx.await {
-            Ok(Ok(())) => Ok(NodeLease {
-                status,
-                stop: Some(stop_tx),
-            }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(unavailable(&node_id, "the lease thread stopped".into())),
-        }
-    }
-
-    pub fn status(&self) -> LeaseStatus {
-        self.status.clone()
-    }
-
-    /// Gives the identity up (graceful shutdown), so a restart with the same
-    /// `NODE_ID` need not wait for the TTL. Waits a bounded time.
-    pub async fn release(mut self) {
-        let Some(stop) = self.stop.take() else {
-            return;
-        };
-        let (done_tx, done_rx) = oneshot::channel();
-        if stop.send(done_tx).is_err() {
-            return;
-        }
-        let wait = RELEASE_TIMEOUT + CONNECT_TIMEOUT + Duration::from_secs(1);
-        if tokio::time::timeout(wait, done_rx).await.is_err() {
-            tracing::warn!("the node lease was not released in time; it expires on its own");
-        }
-    }
-}
-
 /// The `nodes` row as `ACQUIRE` returns it.
 #[derive(QueryableByName)]
 struct Acquired {
@@ -244,7 +63,7 @@ struct Holder {
 }
 
 /// The lease thread: takes the lease, then renews it until told to stop.
-struct Heartbeat {
+pub(super) struct Heartbeat {
     settings: LeaseSettings,
     incarnation: String,
     conn: Option<AsyncPgConnection>,
@@ -256,7 +75,7 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn new(settings: LeaseSettings, status: LeaseStatus) -> Heartbeat {
+    pub(super) fn new(settings: LeaseSettings, status: LeaseStatus) -> Heartbeat {
         Heartbeat {
             settings,
             incarnation: uuid::Uuid::new_v4().to_string(),
@@ -269,7 +88,7 @@ impl Heartbeat {
 
     /// Body of the lease thread: a runtime of its own, so nothing else that
     /// runs in the process can delay a renewal.
-    fn run_thread(
+    pub(super) fn run_thread(
         mut self,
         acquired: oneshot::Sender<Result<(), LeaseError>>,
         stop: oneshot::Receiver<oneshot::Sender<()>>,
@@ -521,23 +340,4 @@ impl Heartbeat {
             ),
         }
     }
-}
-
-fn unavailable(node_id: &str, reason: String) -> LeaseError {
-    LeaseError::Unavailable {
-        node_id: node_id.to_owned(),
-        reason,
-    }
-}
-
-/// Names and help of the lease's metrics.
-fn describe_metrics() {
-    metrics::describe_gauge!(
-        "interviewd_node_lease_valid",
-        "1 while this process holds its node lease in PostgreSQL, 0 when it has expired or was lost"
-    );
-    metrics::describe_counter!(
-        "interviewd_node_lease_lost_total",
-        "Renewals that found another process holding this NODE_ID (taken after our lease expired)"
-    );
 }
