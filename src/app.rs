@@ -13,12 +13,13 @@ use interview_actors::supervisor::{Drain, SessionSupervisor};
 use interview_actors::Runtime;
 
 use crate::auth::{now_secs, Auth, Claims};
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::http::{self, interviews::ArrivedOn, listener, ws::ConnectionPermit, AppState};
 use crate::llm::openai::{LlmSettings, OpenAiInterviewer};
 use crate::llm::scripted::ScriptedInterviewer;
 use crate::llm::stt::{OpenAiTranscriber, SttSettings};
 use crate::llm::tts::{serve_audio, AudioDir, OpenAiVoice, TtsSettings};
+use crate::store::node_lease::{LeaseSettings, LeaseStatus, NodeLease};
 use crate::store::{NewInterview, Store};
 
 /// The runtime's limits and timers, from the configuration.
@@ -94,10 +95,11 @@ fn voice(config: &Config) -> anyhow::Result<Option<Arc<dyn QuestionVoice>>> {
 
 /// Runs the server until it is stopped.
 ///
-/// Everything that can fail at start (secrets, sockets, database, providers,
-/// the dev banner) comes before the first actor is started: an actor started
-/// and then dropped unrun, when `serve` returns an error, panics inside
-/// actix, and a start error must stay one line (`main`).
+/// Everything that can fail at start (the mode, secrets, sockets, database,
+/// the node lease, providers, the dev banner) comes before the first actor
+/// is started: an actor started and then dropped unrun, when `serve`
+/// returns an error, panics inside actix, and a start error must stay one
+/// line (`main`).
 pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     if dev && config.jwt_secret.is_none() {
         config.jwt_secret = Some(crate::auth::generate_secret());
@@ -105,20 +107,27 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     for warning in config.check_secrets(dev)? {
         tracing::warn!("{warning}");
     }
-    if config.redis_url.is_some() {
+    // REDIS_URL with SQLite stops here, before anything is bound or opened.
+    let mode = config.mode()?;
+    if let Mode::Postgres { redis: true } = mode {
         tracing::warn!(
             "REDIS_URL is set, but the Redis bus is not built yet: running as a single node"
         );
     }
     let auth = Auth::from_config(&config)?;
     // Sockets first: a taken port is reported before the database is touched.
-    let listeners = listener::bind_public(&config.bind, config.port)?;
+    let public = listener::bind_public(&config.bind, config.port)?;
     let metrics_listener = config
         .metrics_bind
         .map(|addr| listener::bind_one(addr, "METRICS_BIND"))
         .transpose()?;
-    let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) else {
+    let Some(addr) = public.first().and_then(|l| l.local_addr().ok()) else {
         anyhow::bail!("bound no address");
+    };
+    let listeners = Listeners {
+        public,
+        metrics: metrics_listener,
+        addr,
     };
     let metrics = http::metrics::install()?;
     // Histogram samples pile up until upkeep drains them; do not wait for a
@@ -132,6 +141,57 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         }
     });
     let store = Store::open(&config.database_url).await?;
+    // After the migrations (they create `nodes`), before any actor: a
+    // second live process with this NODE_ID stops here.
+    let node_lease = if mode.holds_node_lease() {
+        Some(NodeLease::acquire(lease_settings(&config, addr)).await?)
+    } else {
+        None
+    };
+    let lease_status = node_lease.as_ref().map(NodeLease::status);
+    let served = run(config, dev, auth, listeners, metrics, store, lease_status).await;
+    // After the drain: sessions are paused and committed, so the identity
+    // can go; a restart with this NODE_ID then starts at once.
+    if let Some(lease) = node_lease {
+        lease.release().await;
+    }
+    served
+}
+
+/// The bound listeners: the public ones, `METRICS_BIND`'s, and the address
+/// `listening on` reports.
+struct Listeners {
+    public: Vec<std::net::TcpListener>,
+    metrics: Option<std::net::TcpListener>,
+    addr: std::net::SocketAddr,
+}
+
+fn lease_settings(config: &Config, addr: std::net::SocketAddr) -> LeaseSettings {
+    LeaseSettings {
+        database_url: config.database_url.clone(),
+        node_id: config.node_id.clone(),
+        ttl: Duration::from_millis(config.node_lease_ttl_ms),
+        heartbeat: Duration::from_millis(config.node_heartbeat_ms),
+        address: Some(addr.to_string()),
+    }
+}
+
+/// The rest of `serve`: the runtime, the actors and the HTTP server, until
+/// the drain has finished.
+async fn run(
+    config: Config,
+    dev: bool,
+    auth: Auth,
+    listeners: Listeners,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    store: Store,
+    node_lease: Option<LeaseStatus>,
+) -> anyhow::Result<()> {
+    let Listeners {
+        public: listeners,
+        metrics: metrics_listener,
+        addr,
+    } = listeners;
     let runtime = Runtime {
         store: Arc::new(store.clone()),
         interviewer: interviewer(&config)?,
@@ -169,6 +229,7 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         supervisor,
         rooms,
         runtime,
+        node_lease,
     };
     let mut server = HttpServer::new(move || {
         App::new()

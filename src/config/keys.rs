@@ -10,6 +10,8 @@ pub const KEYS: &[&str] = &[
     "DATABASE_URL",
     "REDIS_URL",
     "NODE_ID",
+    "NODE_LEASE_TTL_MS",
+    "NODE_HEARTBEAT_MS",
     "JWT_SECRET",
     "JWT_ISSUER",
     "JWT_AUDIENCE",

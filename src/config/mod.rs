@@ -50,6 +50,13 @@ pub struct Config {
     pub database_url: String,
     pub redis_url: Option<String>,
     pub node_id: String,
+    /// `NODE_LEASE_TTL_MS` (3000): on PostgreSQL, how long this process's
+    /// node lease lives without a renewal; another process may take its
+    /// `NODE_ID` only after that.
+    pub node_lease_ttl_ms: u64,
+    /// `NODE_HEARTBEAT_MS` (1000): how often the lease is renewed; always
+    /// shorter than the TTL, or it would lapse between renewals.
+    pub node_heartbeat_ms: u64,
     pub jwt_secret: Option<String>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
@@ -116,7 +123,9 @@ pub struct Config {
 }
 
 mod keys;
+mod mode;
 pub use keys::KEYS;
+pub use mode::Mode;
 
 /// `JWT_SECRET` or `ADMIN_TOKEN` shorter than this many bytes stops `serve`;
 /// `serve --dev` (a laptop) only warns.
@@ -131,6 +140,8 @@ impl Default for Config {
             database_url: "sqlite://interviewd.db".to_string(),
             redis_url: None,
             node_id: default_node_id(|_| None),
+            node_lease_ttl_ms: 3_000,
+            node_heartbeat_ms: 1_000,
             jwt_secret: None,
             jwt_issuer: None,
             jwt_audience: None,
@@ -260,6 +271,8 @@ impl Config {
             node_id: src
                 .string("NODE_ID")
                 .unwrap_or_else(|| default_node_id(&env)),
+            node_lease_ttl_ms: src.number("NODE_LEASE_TTL_MS", d.node_lease_ttl_ms, 1)?,
+            node_heartbeat_ms: src.number("NODE_HEARTBEAT_MS", d.node_heartbeat_ms, 1)?,
             jwt_secret: src.string("JWT_SECRET"),
             jwt_issuer: src.string("JWT_ISSUER"),
             jwt_audience: src.string("JWT_AUDIENCE"),
@@ -346,6 +359,7 @@ impl Config {
                 Some(other) => anyhow::bail!("invalid CHAOS_HOOKS={other:?}: expected 1 or 0"),
             },
         };
+        config.check_node_lease()?;
         Ok(config)
     }
 
@@ -404,6 +418,9 @@ impl Config {
                 self.max_frame_bytes
             ));
         }
+        if let Some(warning) = self.node_lease_warning() {
+            warnings.push(warning);
+        }
         if self.llm_base_url.is_none() && (self.llm_api_key.is_some() || self.llm_model.is_some()) {
             warnings.push(
                 "LLM_API_KEY or LLM_MODEL is set without LLM_BASE_URL: using the scripted interviewer"
@@ -428,6 +445,8 @@ impl fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("node_id", &self.node_id)
+            .field("node_lease_ttl_ms", &self.node_lease_ttl_ms)
+            .field("node_heartbeat_ms", &self.node_heartbeat_ms)
             .field("jwt_secret", &format_args!("{}", secret(&self.jwt_secret)))
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)

@@ -19,6 +19,7 @@ use interview_actors::rooms::UserRooms;
 use interview_actors::supervisor::SessionSupervisor;
 use interview_actors::Runtime;
 
+use crate::store::node_lease::LeaseStatus;
 use crate::{auth::Auth, config::Config, store::Store};
 
 /// What every handler may reach. Sockets get only the runtime and the
@@ -31,6 +32,9 @@ pub struct AppState {
     pub supervisor: Addr<SessionSupervisor>,
     pub rooms: Addr<UserRooms>,
     pub runtime: Runtime,
+    /// This process's node lease on PostgreSQL (`None` embedded): `/readyz`
+    /// is not ready while it is not held.
+    pub node_lease: Option<LeaseStatus>,
 }
 
 /// Every route of the server.

@@ -14,9 +14,13 @@
 //! backend by the `with_reader!` macro; writes are each backend's own
 //! (`commit`, `insert_interview`). Each backend has its own migrations
 //! folder, embedded in the binary and applied by `open` and `migrate`.
+//!
+//! On PostgreSQL a process also holds a node lease (`node_lease`), on a
+//! connection of its own rather than the store's.
 
 mod commit_rows;
 mod models;
+pub mod node_lease;
 mod postgres;
 mod queries;
 mod schema;

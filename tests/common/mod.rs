@@ -159,7 +159,7 @@ pub fn word_count(text: &str) -> usize {
 /// environment unless a test sets it.
 #[path = "../../src/config/keys.rs"]
 mod config_keys;
-use config_keys::KEYS as CONFIG_VARS;
+pub use config_keys::KEYS as CONFIG_VARS;
 
 /// The PostgreSQL server the suite runs against: `DATABASE_URL` when it
 /// points at PostgreSQL; `None` runs it on SQLite.
@@ -358,6 +358,11 @@ impl TestServer {
             .unwrap()
             .push("----- interviewd restarted on the same database -----".into());
         self.spawn().await;
+    }
+
+    /// The server process's id, while it runs (to stop or continue it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref()?.id()
     }
 
     /// The server process's resident memory in KiB (`VmRSS`), if running.

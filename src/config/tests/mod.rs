@@ -348,3 +348,103 @@ fn metrics_bind_is_unset_by_default_and_must_be_an_address() {
         );
     }
 }
+
+#[test]
+fn node_lease_timing_defaults_and_bounds() {
+    let c = Config::from_lookup(&FileValues::default(), env(&[])).unwrap();
+    assert_eq!(c.node_lease_ttl_ms, 3_000);
+    assert_eq!(c.node_heartbeat_ms, 1_000);
+
+    let c = Config::from_lookup(
+        &FileValues::default(),
+        env(&[("NODE_LEASE_TTL_MS", "600"), ("NODE_HEARTBEAT_MS", "200")]),
+    )
+    .unwrap();
+    assert_eq!((c.node_lease_ttl_ms, c.node_heartbeat_ms), (600, 200));
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+
+    // The heartbeat must be shorter than the TTL, from either source.
+    for (ttl, heartbeat) in [("3000", "3000"), ("3000", "5000"), ("1", "1")] {
+        let err = Config::from_lookup(
+            &FileValues::default(),
+            env(&[("NODE_LEASE_TTL_MS", ttl), ("NODE_HEARTBEAT_MS", heartbeat)]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("NODE_HEARTBEAT_MS") && err.contains("NODE_LEASE_TTL_MS"),
+            "{ttl}/{heartbeat}: {err}"
+        );
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+    let err = Config::from_lookup(&file("node_heartbeat_ms = 4000"), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("NODE_HEARTBEAT_MS=4000") && err.contains("NODE_LEASE_TTL_MS=3000"),
+        "{err}"
+    );
+    for key in ["NODE_LEASE_TTL_MS", "NODE_HEARTBEAT_MS"] {
+        let err = Config::from_lookup(&FileValues::default(), env(&[(key, "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{key}=0: {err}");
+    }
+
+    // Over half the TTL is allowed, with a warning naming both.
+    let c = Config::from_lookup(
+        &FileValues::default(),
+        env(&[("NODE_LEASE_TTL_MS", "1000"), ("NODE_HEARTBEAT_MS", "600")]),
+    )
+    .unwrap();
+    let warnings = c.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("NODE_HEARTBEAT_MS") && warnings[0].contains("NODE_LEASE_TTL_MS"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn modes_follow_the_database_and_redis() {
+    let c = Config::from_lookup(&FileValues::default(), env(&[])).unwrap();
+    assert_eq!(c.mode().unwrap(), Mode::Embedded);
+    assert!(!Mode::Embedded.holds_node_lease());
+
+    for url in ["postgres://app@db/x", "postgresql://app@db/x"] {
+        let c = Config::from_lookup(&FileValues::default(), env(&[("DATABASE_URL", url)])).unwrap();
+        assert_eq!(c.mode().unwrap(), Mode::Postgres { redis: false });
+        assert!(
+            c.mode().unwrap().holds_node_lease(),
+            "PostgreSQL alone holds a lease"
+        );
+    }
+    let c = Config::from_lookup(
+        &FileValues::default(),
+        env(&[
+            ("DATABASE_URL", "postgres://app@db/x"),
+            ("REDIS_URL", "redis://cache:6379"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.mode().unwrap(), Mode::Postgres { redis: true });
+
+    // Redis with SQLite: refused in one line naming both, no URL in it.
+    for database in ["sqlite://interviewd.db", "sqlite:///tmp/x.db"] {
+        let c = Config::from_lookup(
+            &FileValues::default(),
+            env(&[
+                ("DATABASE_URL", database),
+                ("REDIS_URL", "redis://:s3cret@cache:6379"),
+            ]),
+        )
+        .unwrap();
+        let err = c.mode().unwrap_err().to_string();
+        assert!(
+            err.contains("REDIS_URL") && err.contains("DATABASE_URL"),
+            "{err}"
+        );
+        assert!(!err.contains('\n') && !err.contains("s3cret"), "{err}");
+        assert!(!err.contains(database), "{err}");
+    }
+}
