@@ -258,6 +258,8 @@ async fn run(
     for l in listeners {
         server = server.listen(l)?;
     }
+    // Before the line below: a SIGTERM right after it must drain, not kill.
+    let shutdown = shutdown_signal();
     // Tests and scripts read this exact line to find the port.
     println!("listening on {addr}");
     tracing::info!(%addr, node = %config.node_id, "listening on {addr}");
@@ -270,7 +272,7 @@ async fn run(
     });
     let drain_timeout = Duration::from_millis(config.drain_timeout_ms);
     actix_web::rt::spawn(async move {
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("draining: pausing interviews, closing sockets with 1012");
         handle.pause().await;
         let drain = async {
@@ -295,20 +297,28 @@ async fn run(
     Ok(())
 }
 
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C. The handlers are installed when this is called, not
+/// when the future is first polled, so no signal between the two is lost
+/// to the default action (which kills without a drain).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use actix_web::rt::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = actix_web::rt::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            return futures_util::future::Either::Left(async move {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            });
         }
     }
-    let _ = actix_web::rt::signal::ctrl_c().await;
+    futures_util::future::Either::Right(async {
+        let _ = actix_web::rt::signal::ctrl_c().await;
+    })
 }
 
 /// `serve --dev`: one demo interview and tokens to try it with.

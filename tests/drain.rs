@@ -68,3 +68,15 @@ async fn sigterm_pauses_closes_with_1012_and_clients_resume() {
     all.extend(rec2.events());
     assert_contiguous(&all, "observer across the drain and restart");
 }
+
+/// A SIGTERM that comes the moment the port is announced still drains and
+/// exits 0: the handler is installed before `listening on` is printed, so
+/// the signal's default action (death, no drain) never applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_listening_still_drains() {
+    for round in 0..3 {
+        let mut server = TestServer::start(&[]).await;
+        let exit = server.terminate(Duration::from_secs(15)).await;
+        assert_eq!(exit, Some(0), "round {round}: exit after an early SIGTERM");
+    }
+}
