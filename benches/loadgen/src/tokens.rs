@@ -2,6 +2,7 @@
 
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The organisation every benchmark interview belongs to.
 pub const ORG: &str = "org-bench";
@@ -23,8 +24,14 @@ impl Tokens {
         }
     }
 
+    /// Every token gets its own `jti`, as a real issuer's would: the
+    /// server counts sockets per token (`MAX_SOCKETS_PER_TOKEN`), and two
+    /// clients minted in the same second must not share one.
     fn sign(&self, claims: &Value) -> String {
-        encode(&Header::default(), claims, &self.key).expect("HS256 signing cannot fail")
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let mut claims = claims.clone();
+        claims["jti"] = json!(format!("lg-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        encode(&Header::default(), &claims, &self.key).expect("HS256 signing cannot fail")
     }
 
     pub fn candidate(&self, interview_id: &str) -> String {
