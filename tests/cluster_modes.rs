@@ -12,14 +12,13 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::time::{sleep, timeout, Instant};
 
 /// How long one start may take to listen or to refuse.
@@ -86,30 +85,13 @@ impl Attempt {
 /// unless `env` names a `DATABASE_URL`) until it listens or exits.
 async fn attempt(env: &[(&str, &str)]) -> Attempt {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_interviewd"));
-    cmd.arg("serve");
-    // Every setting's name, cleared: the developer's shell must not leak in.
-    for var in CONFIG_VARS {
-        cmd.env_remove(var);
-    }
-    cmd.env_remove("INTERVIEWD_CONFIG")
-        .env("BIND", "127.0.0.1")
-        .env("PORT", "0")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("interviewd.db").display()),
-        )
-        .env("JWT_SECRET", SECRET)
-        .env("ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("TTS_DIR", dir.path().join("audio"))
-        .env("LOG_FORMAT", "pretty")
-        .env("RUST_BACKTRACE", "1")
-        .envs(env.iter().copied())
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let defaults = [
+        ("JWT_SECRET", SECRET),
+        ("ADMIN_TOKEN", ADMIN_TOKEN),
+        ("LOG_FORMAT", "pretty"),
+    ];
+    let env: Vec<(&str, &str)> = defaults.iter().chain(env).copied().collect();
+    let mut cmd = serve_command(dir.path(), &env);
     let mut child = cmd.spawn().expect("spawn interviewd");
     let stderr = Arc::new(Mutex::new(String::new()));
     let mut pipe = child.stderr.take().expect("stderr");

@@ -1,16 +1,15 @@
 //! `interviewd serve` refusing to start: what it prints and how it exits
 //! (weak secrets, a port in use). The real binary, its real stderr.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::time::timeout;
 
-/// Every setting's name, cleared from the child's environment.
-#[path = "../src/config/keys.rs"]
-mod config_keys;
+mod common;
+
+use common::serve_command;
 
 const STRONG: &str = "startup-test-secret-0123456789abcdef0123";
 /// How long a server that refuses to start may take to say so.
@@ -23,29 +22,10 @@ struct Exit {
 }
 
 fn command(dir: &tempfile::TempDir, env: &[(&str, &str)], dev: bool) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_interviewd"));
-    cmd.arg("serve");
+    let mut cmd = serve_command(dir.path(), env);
     if dev {
         cmd.arg("--dev");
     }
-    for var in config_keys::KEYS {
-        cmd.env_remove(var);
-    }
-    cmd.env_remove("INTERVIEWD_CONFIG")
-        .env("BIND", "127.0.0.1")
-        .env("PORT", "0")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("interviewd.db").display()),
-        )
-        .env("TTS_DIR", dir.path().join("audio"))
-        .env("RUST_BACKTRACE", "1")
-        .envs(env.iter().copied())
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
     cmd
 }
 

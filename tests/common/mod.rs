@@ -170,6 +170,34 @@ pub fn postgres_url() -> Option<String> {
 }
 
 /// A fresh PostgreSQL database on the server of `base_url`.
+/// `interviewd serve` run in `dir` with every setting of the developer's
+/// shell cleared, then loopback, port 0, a SQLite file and audio folder in
+/// `dir`, backtraces on, then `env`; output piped. For tests that watch a
+/// start itself (refusals, several processes on one database).
+pub fn serve_command(dir: &std::path::Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_interviewd"));
+    cmd.arg("serve");
+    for var in CONFIG_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env_remove("INTERVIEWD_CONFIG")
+        .env("BIND", "127.0.0.1")
+        .env("PORT", "0")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("interviewd.db").display()),
+        )
+        .env("TTS_DIR", dir.join("audio"))
+        .env("RUST_BACKTRACE", "1")
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
 /// A TCP connection to the test server, from `source` when given.
 pub async fn tcp_connect(source: Option<std::net::IpAddr>, port: u16) -> io::Result<TcpStream> {
     let Some(source) = source else {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamptz};
-use diesel::QueryableByName;
+use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::oneshot;
 
@@ -160,11 +160,8 @@ impl Heartbeat {
             .bind::<Nullable<Text>, _>(address)
             .get_result(conn)
             .await
-            .map(Some)
-            .or_else(|e| match e {
-                diesel::result::Error::NotFound => Ok(None),
-                e => Err(unavailable(&node_id, e.to_string())),
-            })?;
+            .optional()
+            .map_err(|e| unavailable(&node_id, e.to_string()))?;
         if let Some(row) = taken {
             self.status.renewed(sent, self.settings.ttl);
             metrics::gauge!("interviewd_node_lease_valid").set(1.0);
@@ -183,11 +180,8 @@ impl Heartbeat {
             .bind::<Text, _>(&node_id)
             .get_result(conn)
             .await
-            .map(Some)
-            .or_else(|e| match e {
-                diesel::result::Error::NotFound => Ok(None),
-                e => Err(unavailable(&node_id, e.to_string())),
-            })?;
+            .optional()
+            .map_err(|e| unavailable(&node_id, e.to_string()))?;
         match holder {
             Some(holder) => Err(LeaseError::Held {
                 node_id,
