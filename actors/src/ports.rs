@@ -125,6 +125,11 @@ pub struct Batch {
     /// for each of them was most of a commit's cost.
     pub row: Option<InterviewRow>,
     pub audio: Vec<AnswerAudio>,
+    /// The ownership epoch the batch is written at: the store refuses it
+    /// (`StoreError::Fenced`) unless the interview is still owned at that
+    /// epoch, and stores it with each event. `None` writes unfenced (epoch
+    /// 0): one process owning the whole database, as the embedded default.
+    pub epoch: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +140,18 @@ pub enum StoreError {
     Query(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// Another live node owns the interview: it may not be acquired now.
+    #[error("interview {interview_id} is owned by node {node_id} at epoch {epoch}")]
+    Owned {
+        interview_id: String,
+        node_id: String,
+        epoch: u64,
+    },
+    /// The batch's epoch is no longer the interview's owner epoch (another
+    /// node took it over, or it was released): nothing was written, and
+    /// nothing of it may be sent.
+    #[error("interview {interview_id}: epoch {epoch} was fenced off, nothing written")]
+    Fenced { interview_id: String, epoch: u64 },
 }
 
 /// Durable storage of interviews and their logs.

@@ -210,6 +210,8 @@ impl InterviewSession {
             events: events.clone(),
             row: row_changed.then_some(row),
             audio: std::mem::take(&mut log.pending_audio),
+            // Not owned yet: ownership comes with the next step.
+            epoch: None,
         };
         log.in_flight = true;
         log.row_dirty = false;
