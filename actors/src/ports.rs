@@ -186,6 +186,36 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> BoxFuture<Result<Vec<String>, StoreError>>;
 }
 
+/// Which node may write an interview's log (DESIGN.md, "Several nodes").
+/// The supervisor acquires before it loads a session, and every batch the
+/// session commits carries the epoch it got: the store refuses batches of
+/// an epoch that is no longer the owner's (`StoreError::Fenced`).
+pub trait Ownership: Send + Sync + 'static {
+    /// Makes this node the interview's owner: its new epoch, `None` when
+    /// ownership is not in force (one process owns the whole database, as
+    /// the embedded default), or `StoreError::Owned` while another live
+    /// node owns it.
+    fn acquire(&self, interview_id: &str) -> BoxFuture<Result<Option<u64>, StoreError>>;
+
+    /// Lets the interview go at `epoch` (passivation, drain), so another
+    /// node may take it at once. A no-op if `epoch` is no longer the owner's.
+    fn release(&self, interview_id: &str, epoch: u64) -> BoxFuture<Result<(), StoreError>>;
+}
+
+/// Ownership for one process owning its database: nothing to acquire.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SoleOwner;
+
+impl Ownership for SoleOwner {
+    fn acquire(&self, _: &str) -> BoxFuture<Result<Option<u64>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn release(&self, _: &str, _: u64) -> BoxFuture<Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
 /// One line of the conversation, as an interviewer sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TranscriptLine {

@@ -45,6 +45,7 @@ use interview_actors::ports::{
 };
 use interview_actors::projection::TranscriptEntry;
 
+pub use self::owners::NodeOwnership;
 use self::postgres::PgDb;
 use self::sqlite::{SqliteDb, SqliteTarget};
 

@@ -17,12 +17,10 @@
 //! does nothing, and a batch at any other epoch is fenced. Events there carry
 //! that constant epoch (or 0 when written unfenced).
 
-#![cfg_attr(not(test), allow(dead_code))] // The supervisor takes ownership up in the next step.
-
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use interview_actors::ports::StoreError;
+use interview_actors::ports::{BoxFuture, Ownership, StoreError};
 
 use super::commit_rows::CommitError;
 use super::{postgres, queries, Backend, Store};
@@ -128,6 +126,31 @@ impl Store {
             }
         })
         .await
+    }
+}
+
+/// The `Ownership` port of a node: acquires in this node's name and lease
+/// incarnation.
+pub struct NodeOwnership {
+    pub store: Store,
+    pub node_id: String,
+    pub incarnation: uuid::Uuid,
+}
+
+impl Ownership for NodeOwnership {
+    fn acquire(&self, interview_id: &str) -> BoxFuture<Result<Option<u64>, StoreError>> {
+        let (store, id, node) = (
+            self.store.clone(),
+            interview_id.to_owned(),
+            self.node_id.clone(),
+        );
+        let incarnation = self.incarnation;
+        Box::pin(async move { store.acquire(&id, &node, incarnation).await.map(Some) })
+    }
+
+    fn release(&self, interview_id: &str, epoch: u64) -> BoxFuture<Result<(), StoreError>> {
+        let (store, id) = (self.store.clone(), interview_id.to_owned());
+        Box::pin(async move { store.release(&id, epoch).await })
     }
 }
 
