@@ -127,6 +127,7 @@ async fn session(
                 events: batch.iter().map(|(e, _)| e.clone()).collect(),
                 row: Some(row(last)),
                 audio: vec![],
+                epoch: None,
             });
             let fut: Commit = Box::pin(async move { (commit.await, started) });
             in_flight = Some((fut, batch));

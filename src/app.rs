@@ -4,7 +4,9 @@ use std::{sync::Arc, time::Duration};
 
 use actix::Actor;
 use actix_web::{web, App, HttpServer};
-use interview_actors::ports::{Interviewer, QuestionVoice, SystemClock, Transcriber};
+use interview_actors::ports::{
+    Interviewer, Ownership, QuestionVoice, SoleOwner, SystemClock, Transcriber,
+};
 use interview_actors::protocol::{close, Role};
 use interview_actors::rooms::{CloseAll, UserRooms};
 use interview_actors::settings::RuntimeSettings;
@@ -20,7 +22,7 @@ use crate::llm::scripted::ScriptedInterviewer;
 use crate::llm::stt::{OpenAiTranscriber, SttSettings};
 use crate::llm::tts::{serve_audio, AudioDir, OpenAiVoice, TtsSettings};
 use crate::store::node_lease::{LeaseSettings, LeaseStatus, NodeLease};
-use crate::store::{NewInterview, Store};
+use crate::store::{NewInterview, NodeOwnership, Store};
 
 /// The runtime's limits and timers, from the configuration.
 pub fn runtime_settings(config: &Config) -> RuntimeSettings {
@@ -149,7 +151,26 @@ pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
         None
     };
     let lease_status = node_lease.as_ref().map(NodeLease::status);
-    let served = run(config, dev, auth, listeners, metrics, store, lease_status).await;
+    // With a node lease, interviews are owned in its name; without one this
+    // process owns the whole database.
+    let ownership: Arc<dyn Ownership> = match &node_lease {
+        Some(lease) => Arc::new(NodeOwnership {
+            store: store.clone(),
+            node_id: config.node_id.clone(),
+            incarnation: lease.incarnation(),
+        }),
+        None => Arc::new(SoleOwner),
+    };
+    let served = run(
+        config,
+        dev,
+        auth,
+        listeners,
+        metrics,
+        (store, ownership),
+        lease_status,
+    )
+    .await;
     // After the drain: sessions are paused and committed, so the identity
     // can go; a restart with this NODE_ID then starts at once.
     if let Some(lease) = node_lease {
@@ -184,7 +205,7 @@ async fn run(
     auth: Auth,
     listeners: Listeners,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
-    store: Store,
+    (store, ownership): (Store, Arc<dyn Ownership>),
     node_lease: Option<LeaseStatus>,
 ) -> anyhow::Result<()> {
     let Listeners {
@@ -194,6 +215,7 @@ async fn run(
     } = listeners;
     let runtime = Runtime {
         store: Arc::new(store.clone()),
+        ownership,
         interviewer: interviewer(&config)?,
         fallback: scripted(&config),
         transcriber: transcriber(&config)?,

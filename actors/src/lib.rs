@@ -25,6 +25,9 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Runtime {
     pub store: Arc<dyn ports::EventStore>,
+    /// Who may write which interview: `ports::SoleOwner` when this process
+    /// owns the whole database.
+    pub ownership: Arc<dyn ports::Ownership>,
     pub interviewer: Arc<dyn ports::Interviewer>,
     /// What speaks when `interviewer` fails: the scripted interviewer.
     pub fallback: Arc<dyn ports::Interviewer>,

@@ -30,6 +30,11 @@ pub fn session_restarted() {
     counter!("interviewd_session_restarts_total").increment(1);
 }
 
+/// A commit refused because another node owns the interview now.
+pub fn commit_fenced() {
+    counter!("interviewd_commits_fenced_total").increment(1);
+}
+
 pub fn socket_opened(role: &'static str) {
     gauge!("interviewd_sockets", "role" => role).increment(1.0);
 }
@@ -104,6 +109,10 @@ pub fn describe() {
     describe_counter!(
         "interviewd_session_restarts_total",
         "Sessions rebuilt by the supervisor after a panic"
+    );
+    describe_counter!(
+        "interviewd_commits_fenced_total",
+        "Commits refused because another node took the interview over; the session stopped"
     );
     describe_gauge!("interviewd_sockets", "Open WebSocket connections by role");
     describe_gauge!(
@@ -190,6 +199,7 @@ pub fn describe() {
         counter!("interviewd_resumes_total", "recovered" => recovered).absolute(0);
     }
     counter!("interviewd_session_restarts_total").absolute(0);
+    counter!("interviewd_commits_fenced_total").absolute(0);
     counter!("interviewd_replayed_events_total").absolute(0);
     counter!("interviewd_llm_tokens_total").absolute(0);
 }

@@ -125,6 +125,11 @@ pub struct Batch {
     /// for each of them was most of a commit's cost.
     pub row: Option<InterviewRow>,
     pub audio: Vec<AnswerAudio>,
+    /// The ownership epoch the batch is written at: the store refuses it
+    /// (`StoreError::Fenced`) unless the interview is still owned at that
+    /// epoch, and stores it with each event. `None` writes unfenced (epoch
+    /// 0): one process owning the whole database, as the embedded default.
+    pub epoch: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +140,18 @@ pub enum StoreError {
     Query(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// Another live node owns the interview: it may not be acquired now.
+    #[error("interview {interview_id} is owned by node {node_id} at epoch {epoch}")]
+    Owned {
+        interview_id: String,
+        node_id: String,
+        epoch: u64,
+    },
+    /// The batch's epoch is no longer the interview's owner epoch (another
+    /// node took it over, or it was released): nothing was written, and
+    /// nothing of it may be sent.
+    #[error("interview {interview_id}: epoch {epoch} was fenced off, nothing written")]
+    Fenced { interview_id: String, epoch: u64 },
 }
 
 /// Durable storage of interviews and their logs.
@@ -167,6 +184,36 @@ pub trait EventStore: Send + Sync + 'static {
         before: DateTime<Utc>,
         limit: u32,
     ) -> BoxFuture<Result<Vec<String>, StoreError>>;
+}
+
+/// Which node may write an interview's log (DESIGN.md, "Several nodes").
+/// The supervisor acquires before it loads a session, and every batch the
+/// session commits carries the epoch it got: the store refuses batches of
+/// an epoch that is no longer the owner's (`StoreError::Fenced`).
+pub trait Ownership: Send + Sync + 'static {
+    /// Makes this node the interview's owner: its new epoch, `None` when
+    /// ownership is not in force (one process owns the whole database, as
+    /// the embedded default), or `StoreError::Owned` while another live
+    /// node owns it.
+    fn acquire(&self, interview_id: &str) -> BoxFuture<Result<Option<u64>, StoreError>>;
+
+    /// Lets the interview go at `epoch` (passivation, drain), so another
+    /// node may take it at once. A no-op if `epoch` is no longer the owner's.
+    fn release(&self, interview_id: &str, epoch: u64) -> BoxFuture<Result<(), StoreError>>;
+}
+
+/// Ownership for one process owning its database: nothing to acquire.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SoleOwner;
+
+impl Ownership for SoleOwner {
+    fn acquire(&self, _: &str) -> BoxFuture<Result<Option<u64>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn release(&self, _: &str, _: u64) -> BoxFuture<Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// One line of the conversation, as an interviewer sees it.

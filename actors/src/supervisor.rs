@@ -11,6 +11,7 @@ use actix::{
 };
 
 use crate::connection::ToSocket;
+use crate::ports::StoreError;
 use crate::protocol::{close, error_frame, ErrorCode, ProtocolError};
 use crate::session::{Attach, Detach, Inspect, InterviewSession, SessionInfo};
 use crate::Runtime;
@@ -147,7 +148,25 @@ impl SessionSupervisor {
     fn load(&mut self, interview_id: String, queue: Vec<Queued>, ctx: &mut Context<Self>) {
         self.sessions
             .insert(interview_id.clone(), Slot::Loading(queue));
-        let load = self.runtime.store.load(&interview_id);
+        // Owner first, then the log: what is loaded is what no other node
+        // can write to any more (its commits are fenced from here on).
+        let acquire = self.runtime.ownership.acquire(&interview_id);
+        let store = self.runtime.store.clone();
+        let id = interview_id.clone();
+        let load = async move {
+            let epoch = match acquire.await {
+                Ok(epoch) => epoch,
+                Err(e @ StoreError::Owned { .. }) => return Err(e),
+                // An interview that does not exist has no owner row either:
+                // a not-found, not an error.
+                Err(e) => match store.load(&id).await? {
+                    None => return Ok(None),
+                    Some(_) => return Err(e),
+                },
+            };
+            let stored = store.load(&id).await?;
+            Ok::<_, StoreError>(stored.map(|s| (s, epoch)))
+        };
         ctx.spawn(load.into_actor(self).map(move |result, act, ctx| {
             let queue = match act.sessions.remove(&interview_id) {
                 Some(Slot::Loading(queue)) => queue,
@@ -158,9 +177,13 @@ impl SessionSupervisor {
                 None => Vec::new(),
             };
             match result {
-                Ok(Some(stored)) => {
-                    let session =
-                        InterviewSession::rebuild(stored, act.runtime.clone(), ctx.address());
+                Ok(Some((stored, epoch))) => {
+                    let session = InterviewSession::rebuild(
+                        stored,
+                        epoch,
+                        act.runtime.clone(),
+                        ctx.address(),
+                    );
                     let session_id = session.session_id().to_string();
                     let addr = InterviewSession::start_in_arbiter(
                         act.arbiter_for(&interview_id),
@@ -172,13 +195,30 @@ impl SessionSupervisor {
                     act.sessions
                         .insert(interview_id, Slot::Live { addr, session_id });
                 }
-                Ok(None) => refuse_all(queue, ErrorCode::InterviewNotFound, "no such interview"),
+                Ok(None) => refuse_all(
+                    queue,
+                    ErrorCode::InterviewNotFound,
+                    "no such interview",
+                    Some(close::NOT_FOUND),
+                ),
+                Err(StoreError::Owned { node_id, epoch, .. }) => {
+                    // Until hand-over exists: the client retries, and gets
+                    // here once the owner lets go or its lease runs out.
+                    tracing::info!(%interview_id, owner = %node_id, epoch, "interview owned by another node");
+                    refuse_all(
+                        queue,
+                        ErrorCode::InternalError,
+                        "the interview is being served by another node; try again shortly",
+                        Some(close::RESTARTING),
+                    );
+                }
                 Err(error) => {
                     tracing::error!(%interview_id, %error, "could not load interview");
                     refuse_all(
                         queue,
                         ErrorCode::InternalError,
                         "the interview could not be loaded; try again",
+                        None,
                     );
                 }
             }
@@ -214,18 +254,20 @@ fn forward(addr: &Addr<InterviewSession>, item: Queued) {
     }
 }
 
-fn refuse_all(queue: Vec<Queued>, code: ErrorCode, message: &str) {
+/// Answers every queued join with `code`; `closing` with that close code,
+/// otherwise the socket stays open, unbound, to join again.
+fn refuse_all(queue: Vec<Queued>, code: ErrorCode, message: &str, closing: Option<u16>) {
     let error = ProtocolError::new(code, message);
     for item in queue {
         if let Queued::Attach(attach) = item {
             let frame = error_frame(&error, attach.reference.as_deref(), chrono::Utc::now());
             attach.peer.send(ToSocket::Frame("error", frame.into()));
-            match code {
-                ErrorCode::InterviewNotFound => attach.peer.send(ToSocket::Close {
-                    code: close::NOT_FOUND,
+            match closing {
+                Some(code) => attach.peer.send(ToSocket::Close {
+                    code,
                     reason: message.into(),
                 }),
-                _ => attach.peer.send(ToSocket::Unbound),
+                None => attach.peer.send(ToSocket::Unbound),
             }
         }
     }

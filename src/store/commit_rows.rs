@@ -26,6 +26,8 @@ pub(super) const INSERT_CHUNK: usize = 200;
 /// Every row one batch writes, built before the transaction opens.
 pub(super) struct CommitRows {
     pub interview_id: String,
+    /// The owner's epoch the batch must be written at; `None`: unfenced.
+    pub epoch: Option<i64>,
     pub events: Vec<EventDbRow>,
     pub transcript: Vec<TranscriptDbRow>,
     pub proctor: Vec<ProctorDbRow>,
@@ -71,6 +73,11 @@ pub(super) enum CommitError {
     NoInterview,
     /// Some of the batch's seqs are stored with other events.
     Conflict(String),
+    /// The interview is owned at another epoch than the batch's: nothing
+    /// of it may be written.
+    Fenced {
+        epoch: i64,
+    },
     /// Raised outside the database (pool, timeout).
     Store(StoreError),
 }
@@ -84,8 +91,10 @@ impl From<DieselError> for CommitError {
 impl CommitRows {
     pub fn new(batch: Batch) -> Result<CommitRows, StoreError> {
         let id = batch.interview_id.as_str();
+        let epoch = batch.epoch.map(super::owners::epoch_to_db).transpose()?;
         let mut rows = CommitRows {
             interview_id: batch.interview_id.clone(),
+            epoch,
             events: Vec::with_capacity(batch.events.len()),
             transcript: Vec::new(),
             proctor: Vec::new(),
@@ -94,7 +103,8 @@ impl CommitRows {
             update: batch.row.as_ref().map(RowUpdate::new).transpose()?,
         };
         for e in &batch.events {
-            rows.events.push(EventDbRow::new(id, e)?);
+            rows.events
+                .push(EventDbRow::new(id, e, epoch.unwrap_or(0))?);
             if let Some(t) = transcript_entry(e) {
                 rows.transcript.push(TranscriptDbRow::new(id, t)?);
             }
@@ -163,6 +173,10 @@ impl CommitError {
             CommitError::Db(e) => super::queries::db_error(e),
             CommitError::NoInterview => StoreError::Query(format!("no interview {interview_id}")),
             CommitError::Conflict(m) => StoreError::Query(m),
+            CommitError::Fenced { epoch } => StoreError::Fenced {
+                interview_id: interview_id.to_owned(),
+                epoch: epoch.unsigned_abs(),
+            },
             CommitError::Store(e) => e,
         }
     }

@@ -16,11 +16,13 @@
 //! folder, embedded in the binary and applied by `open` and `migrate`.
 //!
 //! On PostgreSQL a process also holds a node lease (`node_lease`), on a
-//! connection of its own rather than the store's.
+//! connection of its own rather than the store's, and owns interviews at a
+//! fencing epoch that every commit checks (`owners`).
 
 mod commit_rows;
 mod models;
 pub mod node_lease;
+mod owners;
 mod postgres;
 mod queries;
 mod schema;
@@ -43,6 +45,7 @@ use interview_actors::ports::{
 };
 use interview_actors::projection::TranscriptEntry;
 
+pub use self::owners::NodeOwnership;
 use self::postgres::PgDb;
 use self::sqlite::{SqliteDb, SqliteTarget};
 

@@ -173,13 +173,15 @@ pub(super) struct EventDbRow {
     pub data: String,
     pub audience: String,
     pub ts: NaiveDateTime,
+    /// The owner's epoch that wrote it (0: unfenced, see `store::owners`).
+    pub epoch: i64,
 }
 
 pub(super) const AUDIENCE_ALL: &str = "all";
 pub(super) const AUDIENCE_OBSERVERS: &str = "observers";
 
 impl EventDbRow {
-    pub fn new(interview_id: &str, e: &LoggedEvent) -> Result<Self, StoreError> {
+    pub fn new(interview_id: &str, e: &LoggedEvent, epoch: i64) -> Result<Self, StoreError> {
         use interview_actors::event::Audience;
         Ok(EventDbRow {
             interview_id: interview_id.to_owned(),
@@ -192,6 +194,7 @@ impl EventDbRow {
             }
             .to_owned(),
             ts: to_db_time(e.ts),
+            epoch,
         })
     }
 

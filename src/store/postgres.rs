@@ -15,8 +15,10 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, PoolableConnection};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, PoolableConnection,
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::future::BoxFuture;
 use interview_actors::ports::{Batch, StoreError};
@@ -25,6 +27,7 @@ use super::commit_rows::{
     stored_audio, stored_events, CommitError, CommitRows, StoredEventKey, INSERT_CHUNK,
 };
 use super::models::InterviewDbRow;
+use super::owners::FENCE;
 use super::schema::{
     answer_audio, evaluations, interviews, proctor_events, session_events, transcript_entries,
 };
@@ -39,6 +42,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Advisory lock held while migrating, so nodes starting together take turns.
 const MIGRATION_LOCK: i64 = 0x6976_6477_6d69_6772;
+/// A transaction left idle this long is ended by the server: a frozen or
+/// cut-off owner must not hold its fence lock (see `owners`) and so block
+/// a takeover for longer. Far above a commit's gap between statements.
+const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) type PgConn = Object<AsyncPgConnection>;
 
@@ -73,7 +80,22 @@ impl PgDb {
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "applied PostgreSQL migrations");
         }
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let mut config = ManagerConfig::<AsyncPgConnection>::default();
+        config.custom_setup = Box::new(|url| {
+            let url = url.to_owned();
+            Box::pin(async move {
+                let mut conn = AsyncPgConnection::establish(&url).await?;
+                conn.batch_execute(&format!(
+                    "SET idle_in_transaction_session_timeout = {}",
+                    IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+                ))
+                .await
+                .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                Ok(conn)
+            })
+        });
+        let manager =
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(deadpool::Runtime::Tokio1)
@@ -190,13 +212,23 @@ pub(super) fn classify(conn: &mut AsyncPgConnection, e: StoreError) -> StoreErro
 }
 
 /// Every write of the batch, sent without waiting for each answer (the
-/// server still runs them in order). `NoInterview` if the row is missing.
+/// server still runs them in order), behind the fence when the batch has an
+/// epoch: a fenced batch's writes ran but roll back with the transaction.
+/// `NoInterview` if the row is missing.
 async fn write_pipelined(
     conn: &mut AsyncPgConnection,
     rows: &CommitRows,
 ) -> Result<(), CommitError> {
     let conn: &AsyncPgConnection = conn;
     let mut writes: Vec<BoxFuture<'_, QueryResult<usize>>> = Vec::new();
+    if let Some(epoch) = rows.epoch {
+        writes.push(
+            diesel::sql_query(FENCE)
+                .bind::<diesel::sql_types::Text, _>(&rows.interview_id)
+                .bind::<diesel::sql_types::BigInt, _>(epoch)
+                .execute(&mut &*conn),
+        );
+    }
     for chunk in rows.events.chunks(INSERT_CHUNK) {
         writes.push(
             diesel::insert_into(session_events::table)
@@ -240,6 +272,11 @@ async fn write_pipelined(
         );
     }
     let counts = futures_util::future::try_join_all(writes).await?;
+    if let Some(epoch) = rows.epoch {
+        if <[usize]>::first(&counts) != Some(&1) {
+            return Err(CommitError::Fenced { epoch });
+        }
+    }
     if rows.update.is_some() && counts.last() == Some(&0) {
         return Err(CommitError::NoInterview);
     }
@@ -252,6 +289,16 @@ async fn write_checked(
     conn: &mut AsyncPgConnection,
     mut rows: CommitRows,
 ) -> Result<(), CommitError> {
+    if let Some(epoch) = rows.epoch {
+        let owned = diesel::sql_query(FENCE)
+            .bind::<diesel::sql_types::Text, _>(&rows.interview_id)
+            .bind::<diesel::sql_types::BigInt, _>(epoch)
+            .execute(conn)
+            .await?;
+        if owned != 1 {
+            return Err(CommitError::Fenced { epoch });
+        }
+    }
     if let Some((min, max)) = rows.seq_range() {
         let stored: Vec<StoredEventKey> = stored_events(&rows.interview_id, min, max)
             .load(conn)

@@ -30,6 +30,7 @@ diesel::table! {
         data -> Text,
         audience -> Text,
         ts -> Timestamp,
+        epoch -> BigInt,
     }
 }
 

@@ -309,6 +309,7 @@ fn write_group(conn: &mut SqliteConnection, writes: Vec<Write>) -> Vec<Result<()
 /// stored and write the rest, as the PostgreSQL backend does. The first
 /// attempt of a batch, nearly all of them, costs no read.
 fn write_batch(conn: &mut SqliteConnection, rows: CommitRows) -> Result<(), CommitError> {
+    super::owners::check_embedded(rows.epoch)?;
     match conn.transaction(|conn| insert_rows(conn, &rows)) {
         Err(CommitError::Db(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))) => {
             let mut rows = rows;

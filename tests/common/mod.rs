@@ -231,6 +231,8 @@ pub struct TestServer {
     pg: Option<scratch_db::ScratchDb>,
     /// `RLIMIT_NOFILE` (soft and hard) of the child, when not inherited.
     nofile: Option<u64>,
+    /// The last process was killed with -9 (its node lease was not released).
+    killed: bool,
 }
 
 impl TestServer {
@@ -279,6 +281,7 @@ impl TestServer {
             http,
             pg,
             nofile,
+            killed: false,
         };
         server.spawn().await;
         server
@@ -344,6 +347,7 @@ impl TestServer {
         if let Some(mut child) = self.child.take() {
             child.start_kill().expect("send SIGKILL to interviewd");
             let _ = timeout(STEP, child.wait()).await;
+            self.killed = true;
         }
         self.log
             .lock()
@@ -377,15 +381,36 @@ impl TestServer {
 
     /// Starts the server again on the same database (and environment); the
     /// port changes. Kills the running process first if there is one.
+    ///
+    /// On PostgreSQL a process killed with -9 still owns its interviews
+    /// until its node lease expires (DESIGN.md, "Several nodes"), and a
+    /// join is refused until then: the restart waits out that lease first,
+    /// as a client retrying would.
     pub async fn restart_same_db(&mut self) {
         if self.child.is_some() {
             self.kill9().await;
         }
+        if self.killed && self.on_postgres() {
+            let ttl_ms = self
+                .env
+                .iter()
+                .find(|(k, _)| k == "NODE_LEASE_TTL_MS")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(3_000u64);
+            tokio::time::sleep(Duration::from_millis(ttl_ms + 300)).await;
+        }
+        self.killed = false;
         self.log
             .lock()
             .unwrap()
             .push("----- interviewd restarted on the same database -----".into());
         self.spawn().await;
+    }
+
+    fn on_postgres(&self) -> bool {
+        self.env
+            .iter()
+            .any(|(k, v)| k == "DATABASE_URL" && v.starts_with("postgres"))
     }
 
     /// The server process's id, while it runs (to stop or continue it).

@@ -89,6 +89,7 @@ impl InterviewSession {
     pub(super) fn finish_drain_if_settled(&mut self) {
         if self.drained.is_some() && self.log.is_settled() {
             self.close_all(close::RESTARTING, "server restarting");
+            self.release_ownership();
             if let Some(done) = self.drained.take() {
                 let _ = done.send(());
             }

@@ -127,6 +127,14 @@ impl EventLog {
         self.next_seq - 1
     }
 
+    /// Drops every event and audio not committed (the session was fenced:
+    /// none of it may be sent or written).
+    pub(super) fn discard_uncommitted(&mut self) {
+        self.pending.clear();
+        self.pending_audio.clear();
+        self.row_dirty = false;
+    }
+
     /// The row must be written even without new events.
     pub(super) fn mark_row_dirty(&mut self) {
         self.row_dirty = true;
@@ -175,7 +183,7 @@ impl InterviewSession {
     /// Starts a commit if none is in flight and something waits.
     pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
         let log = &mut self.log;
-        if log.in_flight || (log.pending.is_empty() && !log.row_dirty) {
+        if self.fenced || log.in_flight || (log.pending.is_empty() && !log.row_dirty) {
             return;
         }
         if log.retry_at.is_some_and(|t| Instant::now() < t) {
@@ -210,6 +218,7 @@ impl InterviewSession {
             events: events.clone(),
             row: row_changed.then_some(row),
             audio: std::mem::take(&mut log.pending_audio),
+            epoch: self.epoch,
         };
         log.in_flight = true;
         log.row_dirty = false;
@@ -230,6 +239,9 @@ impl InterviewSession {
         ctx: &mut Context<Self>,
     ) {
         self.log.in_flight = false;
+        if let Err(crate::ports::StoreError::Fenced { .. }) = result {
+            return self.on_fenced(ctx);
+        }
         if let Err(error) = result {
             tracing::warn!(interview_id = %self.interview.id, %error, "commit failed; retrying");
             // Put the batch back in front, unchanged: same seqs, nothing sent.

@@ -7,6 +7,7 @@
 
 mod budget;
 mod commands;
+mod fencing;
 mod lifecycle;
 mod log;
 mod replay;
@@ -84,6 +85,13 @@ pub struct InterviewSession {
     completing: bool,
     /// Paused because the database was away too long.
     paused_for_outage: bool,
+    /// The ownership epoch every batch is written at (`None`: this process
+    /// owns the whole database).
+    epoch: Option<u64>,
+    /// A commit came back fenced: another node owns the interview now.
+    fenced: bool,
+    /// Ownership was let go (drain, stop).
+    released: bool,
     /// Set by `stopped`: a session dropped without it died in a handler.
     stopped_cleanly: bool,
     /// Waiting for the log to settle before answering a drain.
@@ -108,6 +116,7 @@ impl InterviewSession {
     /// A session for a stored interview, its state folded from its log.
     pub fn rebuild(
         stored: StoredInterview,
+        epoch: Option<u64>,
         runtime: Runtime,
         supervisor: Addr<SessionSupervisor>,
     ) -> InterviewSession {
@@ -142,6 +151,9 @@ impl InterviewSession {
             waiting_on_interviewer: false,
             completing: false,
             paused_for_outage: false,
+            epoch,
+            fenced: false,
+            released: false,
             drained: None,
             stopped_cleanly: false,
             audio: Vec::new(),
@@ -319,6 +331,7 @@ impl Actor for InterviewSession {
         if let Some(turn) = self.turn.take() {
             turn.stream.do_send(crate::llm_stream::Cancel);
         }
+        self.release_ownership();
         self.supervisor.do_send(SessionEnded {
             interview_id: self.interview.id.clone(),
             session_id: self.session_id.clone(),

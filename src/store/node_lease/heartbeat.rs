@@ -75,10 +75,14 @@ pub(super) struct Heartbeat {
 }
 
 impl Heartbeat {
-    pub(super) fn new(settings: LeaseSettings, status: LeaseStatus) -> Heartbeat {
+    pub(super) fn new(
+        settings: LeaseSettings,
+        incarnation: uuid::Uuid,
+        status: LeaseStatus,
+    ) -> Heartbeat {
         Heartbeat {
             settings,
-            incarnation: uuid::Uuid::new_v4().to_string(),
+            incarnation: incarnation.to_string(),
             conn: None,
             status,
             failures: 0,

@@ -75,6 +75,8 @@ pub enum LeaseError {
 /// Dropping it without `release` releases it too, best effort.
 pub struct NodeLease {
     status: LeaseStatus,
+    /// This process start's incarnation: interviews it owns name it.
+    incarnation: uuid::Uuid,
     stop: Option<oneshot::Sender<oneshot::Sender<()>>>,
 }
 
@@ -85,7 +87,8 @@ impl NodeLease {
         describe_metrics();
         let node_id = settings.node_id.clone();
         let status = LeaseStatus::new();
-        let heartbeat = Heartbeat::new(settings, status.clone());
+        let incarnation = uuid::Uuid::new_v4();
+        let heartbeat = Heartbeat::new(settings, incarnation, status.clone());
         let (acquired_tx, acquired_rx) = oneshot::channel();
         let (stop_tx, stop_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -95,6 +98,7 @@ impl NodeLease {
         match acquired_rx.await {
             Ok(Ok(())) => Ok(NodeLease {
                 status,
+                incarnation,
                 stop: Some(stop_tx),
             }),
             Ok(Err(e)) => Err(e),
@@ -104,6 +108,10 @@ impl NodeLease {
 
     pub fn status(&self) -> LeaseStatus {
         self.status.clone()
+    }
+
+    pub fn incarnation(&self) -> uuid::Uuid {
+        self.incarnation
     }
 
     /// Gives the identity up (graceful shutdown), so a restart with the same

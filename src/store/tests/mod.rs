@@ -20,6 +20,7 @@ use interview_actors::protocol::{ProctorKind, Severity};
 use super::scratch_db::{configured_url, ScratchDb};
 use super::{NewInterview, Store};
 
+mod owners;
 mod postgres;
 mod reads;
 mod replays;
@@ -144,6 +145,7 @@ pub(super) fn batch(id: &str, events: Vec<Arc<LoggedEvent>>, row: InterviewRow) 
         events,
         row: Some(row),
         audio: vec![],
+        epoch: None,
     }
 }
 
