@@ -204,7 +204,13 @@ impl SessionSupervisor {
                 Err(StoreError::Owned { node_id, epoch, .. }) => {
                     // Until hand-over exists: the client retries, and gets
                     // here once the owner lets go or its lease runs out.
-                    tracing::info!(%interview_id, owner = %node_id, epoch, "interview owned by another node");
+                    // A sweep's wake (no one waiting) finds this on every
+                    // sweep until the owner expires it itself: not news.
+                    if queue.is_empty() {
+                        tracing::debug!(%interview_id, owner = %node_id, epoch, "stale interview owned by another node; its owner expires it");
+                    } else {
+                        tracing::info!(%interview_id, owner = %node_id, epoch, "interview owned by another node");
+                    }
                     refuse_all(
                         queue,
                         ErrorCode::InternalError,
@@ -289,7 +295,7 @@ impl SessionSupervisor {
             Ok(ids) => {
                 for id in ids {
                     if !act.sessions.contains_key(&id) {
-                        tracing::info!(interview_id = %id, "waking a stale interview to expire it");
+                        tracing::debug!(interview_id = %id, "waking a stale interview to expire it");
                         act.load(id, Vec::new(), ctx);
                     }
                 }
