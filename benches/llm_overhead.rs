@@ -13,7 +13,7 @@
 #![allow(dead_code)]
 
 mod fake {
-    include!("../src/llm/fake_provider.rs");
+    include!("../tests/llm_fake/provider.rs");
 }
 
 use std::process::Stdio;

@@ -11,10 +11,11 @@ pub mod stt;
 pub mod tts;
 pub mod verdict;
 
-/// The fake OpenAI-compatible provider the tests talk to (also included by
-/// the black-box tests, tests/llm_fake/mod.rs).
+/// The fake OpenAI-compatible provider the tests talk to, kept with the
+/// black-box tests that include it too (tests/llm_fake/mod.rs).
 #[cfg(test)]
 #[allow(dead_code)]
+#[path = "../../tests/llm_fake/provider.rs"]
 pub mod fake_provider;
 #[cfg(test)]
 mod tests;
