@@ -64,7 +64,6 @@ fn socket_limits(config: &Config) -> anyhow::Result<Arc<SocketLimits>> {
         "socket limits"
     );
     Ok(SocketLimits::new(SocketCaps {
-        per_token: config.max_sockets_per_token,
         per_address: config.max_sockets_per_address,
         total,
     }))
@@ -222,8 +221,8 @@ async fn run(
         voice: voice(&config)?,
         clock: Arc::new(SystemClock),
         settings: Arc::new(runtime_settings(&config)),
-        limits: socket_limits(&config)?,
     };
+    let limits = socket_limits(&config)?;
     if dev {
         print_dev_banner(&config, &auth, &store, addr).await?;
     }
@@ -240,7 +239,7 @@ async fn run(
         None => None,
     };
     let supervisor = SessionSupervisor::new(runtime.clone()).start();
-    let rooms = UserRooms::default().start();
+    let rooms = UserRooms::new(config.max_sockets_per_token).start();
     let (drain_supervisor, drain_rooms) = (supervisor.clone(), rooms.clone());
     let audio_dir = std::path::PathBuf::from(&config.tts_dir);
     let config = Arc::new(config);
@@ -251,6 +250,7 @@ async fn run(
         supervisor,
         rooms,
         runtime,
+        limits,
         node_lease,
     };
     let mut server = HttpServer::new(move || {

@@ -22,7 +22,7 @@ pub struct ConnectionInfo {
     /// Candidates: the one interview their token may join.
     pub interview_id: Option<String>,
     /// The fingerprint of the token it signed in with
-    /// (`SocketLimits::token_key`): sockets per token are counted by it.
+    /// (`SocketLimits::token_key`): `UserRooms` counts sockets per token by it.
     pub token_key: u64,
 }
 

@@ -37,6 +37,4 @@ pub struct Runtime {
     pub voice: Option<Arc<dyn ports::QuestionVoice>>,
     pub clock: Arc<dyn ports::Clock>,
     pub settings: Arc<settings::RuntimeSettings>,
-    /// Sockets per token, per client address and in all.
-    pub limits: Arc<socket::limits::SocketLimits>,
 }

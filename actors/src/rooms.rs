@@ -7,14 +7,19 @@
 //! A room is keyed by the whole [`Principal`], never by `sub` alone: a
 //! recruiter chooses its candidates' `sub` (`candidateId`), so a `sub` names
 //! someone only within a role and a tenant.
+//!
+//! Knowing every socket, it also keeps `MAX_SOCKETS_PER_TOKEN`: a socket
+//! beyond a token's cap closes that token's oldest with 4009, as a newer
+//! candidate socket replaces an older one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use actix::{Actor, Context, Handler, Message, MessageResult, Recipient};
 use serde_json::Value;
 
 use crate::connection::{ConnectionInfo, ToSocket};
-use crate::protocol::{reply_frame, Role};
+use crate::metrics;
+use crate::protocol::{close, reply_frame, Role};
 
 /// Who a room belongs to: the token's `sub` within its role and tenant.
 /// Two sockets share a room only if all of it is equal.
@@ -66,6 +71,8 @@ impl Principal {
 #[rtype(result = "()")]
 pub struct EnterRoom {
     pub principal: Principal,
+    /// `ConnectionInfo::token_key`.
+    pub token_key: u64,
     pub conn_id: String,
     pub socket: Recipient<ToSocket>,
 }
@@ -74,6 +81,7 @@ pub struct EnterRoom {
 #[rtype(result = "()")]
 pub struct LeaveRoom {
     pub principal: Principal,
+    pub token_key: u64,
     pub conn_id: String,
 }
 
@@ -100,9 +108,22 @@ pub struct CloseAll {
 #[rtype(result = "usize")]
 pub struct CountSockets;
 
-#[derive(Default)]
 pub struct UserRooms {
     rooms: HashMap<Principal, HashMap<String, Recipient<ToSocket>>>,
+    /// Live sockets of each token, oldest first, at most `per_token`.
+    by_token: HashMap<u64, VecDeque<(String, Recipient<ToSocket>)>>,
+    per_token: usize,
+}
+
+impl UserRooms {
+    /// Rooms whose tokens may hold `per_token` sockets each (at least 1).
+    pub fn new(per_token: usize) -> UserRooms {
+        UserRooms {
+            rooms: HashMap::new(),
+            by_token: HashMap::new(),
+            per_token: per_token.max(1),
+        }
+    }
 }
 
 impl Actor for UserRooms {
@@ -113,6 +134,16 @@ impl Handler<EnterRoom> for UserRooms {
     type Result = ();
 
     fn handle(&mut self, msg: EnterRoom, _: &mut Self::Context) {
+        let sockets = self.by_token.entry(msg.token_key).or_default();
+        sockets.push_back((msg.conn_id.clone(), msg.socket.clone()));
+        let excess = sockets.len().saturating_sub(self.per_token);
+        for (_, older) in sockets.drain(..excess) {
+            metrics::socket_refused("token");
+            older.do_send(ToSocket::Close {
+                code: close::TOO_MANY_SOCKETS,
+                reason: "too many sockets for this token".into(),
+            });
+        }
         self.rooms
             .entry(msg.principal)
             .or_default()
@@ -124,6 +155,12 @@ impl Handler<LeaveRoom> for UserRooms {
     type Result = ();
 
     fn handle(&mut self, msg: LeaveRoom, _: &mut Self::Context) {
+        if let Some(sockets) = self.by_token.get_mut(&msg.token_key) {
+            sockets.retain(|(id, _)| *id != msg.conn_id);
+            if sockets.is_empty() {
+                self.by_token.remove(&msg.token_key);
+            }
+        }
         if let Some(room) = self.rooms.get_mut(&msg.principal) {
             room.remove(&msg.conn_id);
             if room.is_empty() {

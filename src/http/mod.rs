@@ -16,6 +16,7 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::web;
 use interview_actors::rooms::UserRooms;
+use interview_actors::socket::limits::SocketLimits;
 use interview_actors::supervisor::SessionSupervisor;
 use interview_actors::Runtime;
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub supervisor: Addr<SessionSupervisor>,
     pub rooms: Addr<UserRooms>,
     pub runtime: Runtime,
+    /// Sockets per client address and in all, taken before an upgrade.
+    pub limits: Arc<SocketLimits>,
     /// This process's node lease on PostgreSQL (`None` embedded): `/readyz`
     /// is not ready while it is not held.
     pub node_lease: Option<LeaseStatus>,

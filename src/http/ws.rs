@@ -23,6 +23,7 @@ use interview_actors::socket::limits::{Refusal, SocketCaps, SocketPermit};
 use interview_actors::socket::{CandidateSocket, ObserverSocket};
 use serde::Deserialize;
 
+use super::caller::bearer_token;
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::AuthError;
@@ -43,14 +44,7 @@ pub fn request_token(req: &HttpRequest) -> Option<String> {
         .ok()
         .and_then(|q| q.into_inner().token)
         .filter(|t| !t.is_empty());
-    from_query.or_else(|| {
-        req.headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-    })
+    from_query.or_else(|| bearer_token(req).ok().map(str::to_string))
 }
 
 pub async fn interview_socket(
@@ -58,7 +52,7 @@ pub async fn interview_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let limits = &state.runtime.limits;
+    let limits = &state.limits;
     let address = req
         .peer_addr()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());

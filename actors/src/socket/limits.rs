@@ -3,28 +3,23 @@
 //! `/healthz` and honest interviews.
 //!
 //! Three caps, counted in two places:
-//! - the whole process and each client address are counted from the
+//! - the whole process and each client address are counted here, from the
 //!   upgrade until the TCP connection is gone (a [`SocketPermit`] lives as
 //!   long as the connection, not the actor: a closed socket still holds its
 //!   descriptor for a moment), and refused before the upgrade (HTTP 429);
-//! - each token is counted while its socket actor lives; a socket beyond
-//!   the cap closes the token's oldest with 4009, as a newer candidate socket
-//!   replaces an older one.
+//! - each token is counted by `UserRooms`, which knows every live socket;
+//!   this only gives tokens their fingerprint (`token_key`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use actix::Recipient;
-
-use crate::connection::ToSocket;
 use crate::metrics;
 
 /// The caps; each at least 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SocketCaps {
-    pub per_token: usize,
     pub per_address: usize,
     pub total: usize,
 }
@@ -58,8 +53,6 @@ pub struct SocketLimits {
 struct Open {
     total: usize,
     by_address: HashMap<IpAddr, usize>,
-    /// Each token's live sockets, oldest first.
-    by_token: HashMap<u64, VecDeque<(String, Recipient<ToSocket>)>>,
 }
 
 /// One admitted socket's place in the process and address counts, given
@@ -72,7 +65,6 @@ pub struct SocketPermit {
 impl SocketLimits {
     pub fn new(caps: SocketCaps) -> Arc<SocketLimits> {
         let caps = SocketCaps {
-            per_token: caps.per_token.max(1),
             per_address: caps.per_address.max(1),
             total: caps.total.max(1),
         };
@@ -122,37 +114,6 @@ impl SocketLimits {
     /// The fingerprint sockets of one token are counted by.
     pub fn token_key(&self, token: &str) -> u64 {
         self.hasher.hash_one(token)
-    }
-
-    /// Counts a live socket under its token; returns the token's oldest
-    /// sockets beyond the cap, which the caller closes with 4009.
-    pub fn enter(
-        &self,
-        token: u64,
-        conn_id: &str,
-        socket: Recipient<ToSocket>,
-    ) -> Vec<Recipient<ToSocket>> {
-        let mut open = self.open();
-        let sockets = open.by_token.entry(token).or_default();
-        sockets.push_back((conn_id.to_string(), socket));
-        let excess = sockets.len().saturating_sub(self.caps.per_token);
-        let evicted: Vec<_> = sockets.drain(..excess).map(|(_, socket)| socket).collect();
-        drop(open);
-        for _ in &evicted {
-            metrics::socket_refused("token");
-        }
-        evicted
-    }
-
-    /// The socket of `conn_id` is gone.
-    pub fn leave(&self, token: u64, conn_id: &str) {
-        let mut open = self.open();
-        if let Some(sockets) = open.by_token.get_mut(&token) {
-            sockets.retain(|(id, _)| id != conn_id);
-            if sockets.is_empty() {
-                open.by_token.remove(&token);
-            }
-        }
     }
 
     /// Sockets the process holds now.

@@ -414,19 +414,9 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
         );
         self.send_text("connected", frame, ctx);
         metrics::socket_opened(self.info.role.as_str());
-        let limits = &self.runtime.limits;
-        for older in limits.enter(
-            self.info.token_key,
-            &self.info.id,
-            ctx.address().recipient(),
-        ) {
-            older.do_send(ToSocket::Close {
-                code: close::TOO_MANY_SOCKETS,
-                reason: "too many sockets for this token".into(),
-            });
-        }
         self.rooms.do_send(EnterRoom {
             principal: Principal::of(&self.info),
+            token_key: self.info.token_key,
             conn_id: self.info.id.clone(),
             socket: ctx.address().recipient(),
         });
@@ -436,11 +426,9 @@ impl<R: SocketRole> Actor for ClientSocket<R> {
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
         let _span = self.span.clone().entered();
         metrics::socket_closed(self.info.role.as_str());
-        self.runtime
-            .limits
-            .leave(self.info.token_key, &self.info.id);
         self.rooms.do_send(LeaveRoom {
             principal: Principal::of(&self.info),
+            token_key: self.info.token_key,
             conn_id: self.info.id.clone(),
         });
         let interview_id = match std::mem::replace(&mut self.binding, Binding::Unbound) {

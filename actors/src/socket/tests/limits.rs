@@ -3,11 +3,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::*;
 
 fn caps(per_address: usize, total: usize) -> SocketCaps {
-    SocketCaps {
-        per_token: 5,
-        per_address,
-        total,
-    }
+    SocketCaps { per_address, total }
 }
 
 #[test]
